@@ -1,0 +1,115 @@
+"""Argument checks shared by every op family.
+
+Each check raises before any kernel runs, with a message that names the function, the argument,
+what was expected and what was given, so every backend raises the same error type and text.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+from numpy.exceptions import AxisError
+
+try:  # NumPy >= 2.0
+    from numpy.lib.array_utils import normalize_axis_tuple
+except ImportError:  # pragma: no cover - NumPy 1.x
+    from numpy.core.numeric import normalize_axis_tuple
+
+
+def working_dtype(func: str, name: str, dtype: Any, *, keep_float16: bool = False) -> np.dtype:
+    """The dtype a kernel computes in, for an input of ``dtype``.
+
+    bool / int / uint -> float64 (as SciPy; never computed in the integer type), float16 ->
+    float32 (unless ``keep_float16``: the GPU kernels read float16 natively), float32 / float64
+    unchanged. Complex, object, string, datetime and long double raise TypeError.
+    """
+    dt = np.dtype(dtype)
+    if dt.kind in "biu":
+        return np.dtype(np.float64)
+    if dt.kind == "f":
+        if dt.itemsize == 2:
+            return np.dtype(np.float16) if keep_float16 else np.dtype(np.float32)
+        if dt.itemsize in (4, 8):
+            return np.dtype(dt.type)  # native byte order
+    raise TypeError(
+        f"{func}: {name} must be a real array (bool, integer, float16, float32 or float64); "
+        f"got dtype {dt}"
+    )
+
+
+def result_dtype(func: str, name: str, dtype: Any) -> np.dtype:
+    """The dtype results are returned in: the float input's dtype, float64 for bool/int."""
+    dt = np.dtype(dtype)
+    if dt.kind in "biu":
+        return np.dtype(np.float64)
+    working_dtype(func, name, dt)  # raises for unsupported dtypes
+    return np.dtype(dt.type)
+
+
+def normalize_axes(func: str, axis: Any, ndim: int, *, allow_none: bool = True) -> tuple[int, ...]:
+    """``axis`` (None, int or tuple of ints) as a sorted tuple of non-negative axes.
+
+    None means every axis. Out-of-range axes raise numpy.exceptions.AxisError, duplicates
+    ValueError, other types TypeError.
+    """
+    if axis is None:
+        if not allow_none:
+            raise TypeError(f"{func}: axis must be an int or a tuple of ints; got None")
+        return tuple(range(ndim))
+    items = axis if isinstance(axis, tuple) else (axis,)
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, numbers.Integral):
+            raise TypeError(
+                f"{func}: axis must be None, an int or a tuple of ints; got {axis!r}"
+            )
+    try:
+        axes = normalize_axis_tuple(tuple(int(i) for i in items), ndim)
+    except AxisError as exc:
+        raise AxisError(f"{func}: axis {axis!r} is out of bounds for an array of dimension "
+                        f"{ndim}") from exc
+    except ValueError as exc:
+        raise ValueError(f"{func}: axis {axis!r} contains duplicate axes") from exc
+    return tuple(sorted(axes))
+
+
+def positive_temperature(func: str, temperature: Any) -> float:
+    """``temperature`` as a float, which must be finite and > 0."""
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real | np.floating
+                                                         | np.integer):
+        raise TypeError(f"{func}: temperature must be a real number; got {temperature!r}")
+    value = float(temperature)
+    if not (math.isfinite(value) and value > 0.0):
+        raise ValueError(f"{func}: temperature must be a finite number > 0; got {temperature!r}")
+    return value
+
+
+def broadcastable(func: str, name: str, shape: tuple[int, ...], target: tuple[int, ...]) -> None:
+    """Raise ValueError unless an array of ``shape`` broadcasts to ``target``."""
+    try:
+        ok = np.broadcast_shapes(shape, target) == tuple(target)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"{func}: {name} of shape {tuple(shape)} does not broadcast to the input's shape "
+            f"{tuple(target)}"
+        )
+
+
+def boolean_mask(func: str, where: Any, xp: Any, shape: tuple[int, ...]) -> Any:
+    """``where`` as a boolean array of the module ``xp``, broadcast (as a view) to ``shape``."""
+    mask = xp.asarray(where)
+    if mask.dtype != np.bool_:
+        raise TypeError(f"{func}: where must be a boolean array; got dtype {mask.dtype}")
+    broadcastable(func, "where", mask.shape, shape)
+    return xp.broadcast_to(mask, shape)
+
+
+def real_array(func: str, name: str, value: Any, xp: Any) -> Any:
+    """``value`` as an array of module ``xp``, checking that its dtype is real."""
+    arr = xp.asarray(value)
+    working_dtype(func, name, arr.dtype)
+    return arr

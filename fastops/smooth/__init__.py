@@ -1,0 +1,353 @@
+"""Smoothing family: logsumexp, softmax, log_softmax, smooth_max, soft_argmax and gradients.
+
+From Su Jianlin's post "function smoothing" (kexue.fm/archives/6620): logsumexp is the smooth
+maximum, softmax the smooth one-hot of the argmax, and sum_i i * softmax(x)_i the smooth argmax;
+masks follow "Keras mask" (kexue.fm/archives/6810) with a boolean ``where`` instead of an
+additive -1e10. Special values: ../shared/semantics.md ("smooth").
+
+Every public function validates its arguments, resolves the backend from the array type
+(NumPy -> Numba kernels in ``cpu.py``, CuPy -> CUDA kernels in ``gpu.py``, ``backend="numpy"``
+-> ``reference.py``), views the input as contiguous ``(rows, n)`` rows along ``axis`` and calls
+one kernel of the interface described in ``BACKEND_INTERFACE.md``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import numpy as np
+
+from .. import _checks
+from .._dispatch import array_module, resolve_backend
+from .._rows import RowLayout
+from . import reference
+
+__all__ = [
+    "logsumexp",
+    "softmax",
+    "log_softmax",
+    "smooth_max",
+    "soft_argmax",
+    "logsumexp_backward",
+    "softmax_backward",
+    "log_softmax_backward",
+    "smooth_max_backward",
+    "soft_argmax_backward",
+]
+
+
+def _kernels(backend: str) -> Any:
+    """The kernel module of a backend, imported on first use (cupy only when asked for)."""
+    return importlib.import_module(f"{__name__}.{'gpu' if backend == 'cupy' else 'cpu'}")
+
+
+class _Rows:
+    """A validated call: backend, array module, layout and the canonical (rows, n) input."""
+
+    def __init__(self, func: str, x: Any, axis: Any, where: Any, backend: str,
+                 temperature: float = 1.0) -> None:
+        self.func = func
+        self.backend = backend
+        self.xp = xp = array_module(backend)
+        x = xp.asarray(x)
+        self.out_dtype = _checks.result_dtype(func, "x", x.dtype)
+        self.work_dtype = _checks.working_dtype(func, "x", x.dtype,
+                                                keep_float16=backend == "cupy")
+        self.scale = 1.0 / _checks.positive_temperature(func, temperature)
+        self.axes = _checks.normalize_axes(func, axis, x.ndim)
+        self.layout = RowLayout(tuple(x.shape), self.axes)
+        mask = None if where is None else _checks.boolean_mask(func, where, xp, x.shape)
+        self.empty = self.layout.rows == 0 or self.layout.n == 0
+        self.x = None if self.empty else self.layout.to_rows(xp, x, self.work_dtype)
+        self.mask = None if (mask is None or self.empty) else \
+            self.layout.to_rows(xp, mask, np.bool_)
+
+    @property
+    def row_dtype(self) -> np.dtype:
+        """dtype of per-row arguments passed to kernels (float32 for float16 input)."""
+        return np.dtype(np.float32) if self.work_dtype == np.float16 else self.work_dtype
+
+    def rows_arg(self, name: str, value: Any, keepdims: bool) -> Any:
+        """A per-row argument (out, dout) checked against the reduced shape, as (rows,)."""
+        arr = _checks.real_array(self.func, name, value, self.xp)
+        _checks.broadcastable(self.func, name, arr.shape, self.layout.reduced_shape(keepdims))
+        return self.layout.row_values(self.xp, arr, keepdims, self.row_dtype)
+
+    def reduction(self, rows1d: Any, keepdims: bool) -> Any:
+        return self.layout.from_row_values(rows1d.astype(self.out_dtype, copy=False), keepdims)
+
+    def elementwise(self, rows2d: Any) -> Any:
+        return self.layout.from_rows(self.xp, rows2d.astype(self.out_dtype, copy=False))
+
+    def full_reduction(self, value: float, keepdims: bool) -> Any:
+        shape = self.layout.reduced_shape(keepdims)
+        return self.xp.full(shape, value, dtype=self.out_dtype)
+
+    def full_like_input(self, value: float) -> Any:
+        return self.xp.full(self.layout.shape, value, dtype=self.out_dtype)
+
+
+def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
+              return_sign: bool = False, *, where: Any = None, backend: str | None = None) -> Any:
+    """Stable ``log(sum(b * exp(a)))`` over ``axis``, as ``scipy.special.logsumexp``.
+
+    Evaluated in one pass as ``m + log1p(sum_{i != i_max} b_i exp(a_i - m) / b_max)`` with
+    ``m = max a``: no overflow, and the dominant term is kept out of the sum, so
+    ``logsumexp([0, -40])`` equals ``numpy.logaddexp(0, -40)`` (SciPy gh-18295).
+
+    Parameters
+    ----------
+    a : array_like
+        Input (NumPy or CuPy). bool/int are computed in float64, float16 in float32.
+    axis : None, int or tuple of ints
+        Axes to reduce; None (default) reduces all.
+    b : array_like, optional
+        Weights broadcastable to ``a``; may be negative. Elements with ``b == 0`` are ignored,
+        even when ``a`` is inf or NaN there.
+    keepdims : bool
+        Keep the reduced axes with length 1.
+    return_sign : bool
+        Return ``(log|s|, sign(s))``; without it a negative total gives NaN.
+    where : array of bool, optional
+        Elements to include (JAX's ``where``); broadcastable to ``a``.
+    backend : {None, "numba", "cupy", "numpy"}
+        None picks from the array type; "numpy" runs the reference.
+
+    Special values: a row with nothing kept, or only -inf, gives -inf (sign 0); any +inf gives
+    +inf; a NaN gives NaN for its row only; an empty row gives -inf.
+
+    Examples
+    --------
+    >>> fastops.logsumexp(np.array([2.0, 1, 4, 5, 3]))
+    np.float64(5.451914395937593)
+    >>> fastops.logsumexp(np.array([[0.0, -np.inf]]), axis=1, where=np.array([[False, True]]))
+    array([-inf])
+    """
+    func = "logsumexp"
+    name = resolve_backend(func, (a, b, where), backend)
+    if name == "numpy":
+        return reference.logsumexp(a, axis, b, keepdims, return_sign, where=where)
+    call = _Rows(func, a, axis, where, name)
+    xp = call.xp
+    b_rows = None
+    if b is not None:
+        bw = _checks.real_array(func, "b", b, xp)
+        _checks.broadcastable(func, "b", bw.shape, call.layout.shape)
+        if not call.empty:
+            b_rows = call.layout.to_rows(xp, xp.broadcast_to(bw, call.layout.shape),
+                                         call.row_dtype)
+    if call.empty:
+        out = call.full_reduction(-np.inf, keepdims)
+        return (out, xp.zeros_like(out)) if return_sign else out
+    kernels = _kernels(name)
+    x = call.x
+    if b_rows is None:
+        out = kernels.lse(x, call.mask, 1.0)
+        if not return_sign:
+            return call.reduction(out, keepdims)
+        sign = xp.where(xp.isnan(out), xp.nan, xp.where(out == -xp.inf, 0.0, 1.0))
+    else:
+        if x.dtype == np.float16:  # weighted sums are rare: compute them in float32
+            x = x.astype(np.float32)
+        out, sign = kernels.lse_weighted(x, b_rows, call.mask)
+        if not return_sign:
+            return call.reduction(xp.where(sign < 0, xp.nan, out), keepdims)
+    return call.reduction(out, keepdims), call.reduction(sign.astype(out.dtype), keepdims)
+
+
+def smooth_max(x: Any, axis: Any = -1, *, temperature: float = 1.0, where: Any = None,
+               keepdims: bool = False, backend: str | None = None) -> Any:
+    """Smooth maximum ``τ·logsumexp(x/τ)`` over ``axis`` (τ = ``temperature`` > 0).
+
+    ``max(x) <= smooth_max(x) <= max(x) + τ·log(n)``; it tends to ``max(x)`` as τ -> 0.
+    Special values as :func:`logsumexp` (no weights): nothing kept or all -inf -> -inf,
+    +inf -> +inf, NaN -> NaN for that row.
+
+    >>> fastops.smooth_max(np.array([1.0, 3.0]), temperature=0.1)
+    np.float64(3.0000000002061153)
+    """
+    func = "smooth_max"
+    name = resolve_backend(func, (x, where), backend)
+    if name == "numpy":
+        return reference.smooth_max(x, axis, temperature=temperature, where=where,
+                                    keepdims=keepdims)
+    call = _Rows(func, x, axis, where, name, temperature)
+    if call.empty:
+        return call.full_reduction(-np.inf, keepdims)
+    return call.reduction(_kernels(name).lse(call.x, call.mask, call.scale), keepdims)
+
+
+def soft_argmax(x: Any, axis: Any = -1, *, temperature: float = 1.0, where: Any = None,
+                keepdims: bool = False, backend: str | None = None) -> Any:
+    """Smooth argmax ``sum_i i·softmax(x/τ)_i`` over ``axis``, with 0-based ``i``.
+
+    Su's post counts from 1: add 1 for its values. Over several axes ``i`` is the C-order flat
+    position within the reduced axes. Special values: nothing kept, all -inf, an empty row,
+    a +inf or a NaN give NaN; an all-equal row of length n gives (n - 1)/2.
+
+    >>> fastops.soft_argmax(np.array([2.0, 1, 4, 5, 3]))
+    np.float64(2.7336396628830797)
+    """
+    func = "soft_argmax"
+    name = resolve_backend(func, (x, where), backend)
+    if name == "numpy":
+        return reference.soft_argmax(x, axis, temperature=temperature, where=where,
+                                     keepdims=keepdims)
+    call = _Rows(func, x, axis, where, name, temperature)
+    if call.empty:
+        return call.full_reduction(np.nan, keepdims)
+    return call.reduction(_kernels(name).soft_argmax(call.x, call.mask, call.scale), keepdims)
+
+
+def _softmax(func: str, log: bool, x: Any, axis: Any, where: Any, temperature: float,
+             backend: str | None) -> Any:
+    name = resolve_backend(func, (x, where), backend)
+    if name == "numpy":
+        ref = reference.log_softmax if log else reference.softmax
+        return ref(x, axis, where=where, temperature=temperature)
+    call = _Rows(func, x, axis, where, name, temperature)
+    if call.empty:
+        return call.full_like_input(0.0)
+    return call.elementwise(_kernels(name).softmax(call.x, call.mask, call.scale, log))
+
+
+def softmax(x: Any, axis: Any = -1, *, where: Any = None, temperature: float = 1.0,
+            backend: str | None = None) -> Any:
+    """``exp(x/τ) / sum(exp(x/τ))`` over ``axis``, computed stably in one pass per row.
+
+    Masked-out elements (``where`` False) are 0. A row with nothing kept, or only -inf, is all
+    0 (not NaN: attention with fully masked rows stays finite); a +inf or a NaN makes the row
+    NaN. Rows sum to 1 within a few ulp.
+
+    >>> fastops.softmax(np.array([1000.0, 1000.0]))
+    array([0.5, 0.5])
+    """
+    return _softmax("softmax", False, x, axis, where, temperature, backend)
+
+
+def log_softmax(x: Any, axis: Any = -1, *, where: Any = None, temperature: float = 1.0,
+                backend: str | None = None) -> Any:
+    """``x/τ - logsumexp(x/τ)`` over ``axis``.
+
+    Masked-out elements are -inf; a row with nothing kept or only -inf is all -inf; a +inf or
+    a NaN makes the row NaN.
+
+    >>> fastops.log_softmax(np.array([1e10, 1e-10]))
+    array([ 0.e+00, -1.e+10])
+    """
+    return _softmax("log_softmax", True, x, axis, where, temperature, backend)
+
+
+def logsumexp_backward(a: Any, out: Any, dout: Any, axis: Any = None, b: Any = None,
+                       keepdims: bool = False, *, where: Any = None) -> Any:
+    """Gradient of :func:`logsumexp` with respect to ``a``: ``dout · b · exp(a - out)``.
+
+    ``out`` is the forward result and ``dout`` the upstream gradient, both in the reduced shape
+    given by ``axis``/``keepdims`` (or broadcastable to it, e.g. ``dout=1.0``). Masked-out
+    elements, ``b == 0``, ``a == -inf`` and rows whose ``out`` is -inf get 0, never NaN.
+
+    >>> a = np.array([0.0, np.log(3.0)])
+    >>> fastops.logsumexp_backward(a, fastops.logsumexp(a), 1.0)
+    array([0.25, 0.75])
+    """
+    func = "logsumexp_backward"
+    name = resolve_backend(func, (a, out, dout, b, where), None)
+    call = _Rows(func, a, axis, where, name)
+    xp = call.xp
+    out_rows = call.rows_arg("out", out, keepdims)
+    dout_rows = call.rows_arg("dout", dout, keepdims)
+    b_rows = None
+    if b is not None:
+        bw = _checks.real_array(func, "b", b, xp)
+        _checks.broadcastable(func, "b", bw.shape, call.layout.shape)
+        if not call.empty:
+            b_rows = call.layout.to_rows(xp, xp.broadcast_to(bw, call.layout.shape),
+                                         call.work_dtype)
+    if call.empty:
+        return call.full_like_input(0.0)
+    dx = _kernels(name).lse_backward(call.x, b_rows, call.mask, out_rows, dout_rows)
+    return call.elementwise(dx)
+
+
+def _softmax_backward(func: str, log: bool, y: Any, dy: Any, axis: Any, where: Any,
+                      temperature: float) -> Any:
+    name = resolve_backend(func, (y, dy, where), None)
+    call = _Rows(func, y, axis, where, name, temperature)
+    xp = call.xp
+    dy = _checks.real_array(func, "dy", dy, xp)
+    if tuple(dy.shape) != call.layout.shape:
+        raise ValueError(f"{func}: dy must have the shape of y, {call.layout.shape}; "
+                         f"got {tuple(dy.shape)}")
+    if call.empty:
+        return call.full_like_input(0.0)
+    dy_rows = call.layout.to_rows(xp, dy, call.work_dtype)
+    return call.elementwise(_kernels(name).softmax_backward(call.x, dy_rows, call.mask,
+                                                            call.scale, log))
+
+
+def softmax_backward(y: Any, dy: Any, axis: Any = -1, *, where: Any = None,
+                     temperature: float = 1.0) -> Any:
+    """Gradient of :func:`softmax` given its output ``y``: ``(y/τ)·(dy - <dy, y>)``.
+
+    Masked-out elements get 0 (and their ``dy`` is ignored, even if inf or NaN).
+
+    >>> y = fastops.softmax(np.array([0.0, 0.0]))
+    >>> fastops.softmax_backward(y, np.array([1.0, 0.0]))
+    array([ 0.25, -0.25])
+    """
+    return _softmax_backward("softmax_backward", False, y, dy, axis, where, temperature)
+
+
+def log_softmax_backward(y: Any, dy: Any, axis: Any = -1, *, where: Any = None,
+                         temperature: float = 1.0) -> Any:
+    """Gradient of :func:`log_softmax` given its output ``y``: ``(dy - exp(y)·sum(dy))/τ``.
+
+    Elements whose ``y`` is -inf (masked-out or -inf inputs) neither receive nor pass on
+    gradient, so fully masked rows get 0, never NaN.
+
+    >>> y = fastops.log_softmax(np.array([0.0, 0.0]))
+    >>> fastops.log_softmax_backward(y, np.array([1.0, 0.0]))
+    array([ 0.5, -0.5])
+    """
+    return _softmax_backward("log_softmax_backward", True, y, dy, axis, where, temperature)
+
+
+def _prob_backward(func: str, index_weighted: bool, x: Any, dout: Any, axis: Any,
+                   temperature: float, where: Any, keepdims: bool) -> Any:
+    name = resolve_backend(func, (x, dout, where), None)
+    call = _Rows(func, x, axis, where, name, temperature)
+    dout_rows = call.rows_arg("dout", dout, keepdims)
+    if call.empty:
+        return call.full_like_input(0.0)
+    kernels = _kernels(name)
+    kernel = kernels.soft_argmax_backward if index_weighted else kernels.smooth_max_backward
+    return call.elementwise(kernel(call.x, call.mask, call.scale, dout_rows))
+
+
+def smooth_max_backward(x: Any, dout: Any, axis: Any = -1, *, temperature: float = 1.0,
+                        where: Any = None, keepdims: bool = False) -> Any:
+    """Gradient of :func:`smooth_max` w.r.t. ``x``: ``dout · softmax(x/τ)``.
+
+    Recomputes the row statistics from ``x`` (one pass) and writes the gradient (a second);
+    masked-out elements and rows with nothing kept or only -inf get 0.
+
+    >>> fastops.smooth_max_backward(np.array([0.0, 0.0]), 2.0)
+    array([1., 1.])
+    """
+    return _prob_backward("smooth_max_backward", False, x, dout, axis, temperature, where,
+                          keepdims)
+
+
+def soft_argmax_backward(x: Any, dout: Any, axis: Any = -1, *, temperature: float = 1.0,
+                         where: Any = None, keepdims: bool = False) -> Any:
+    """Gradient of :func:`soft_argmax` w.r.t. ``x``: ``dout · p · (i - y) / τ``.
+
+    ``p = softmax(x/τ)`` and ``y`` the soft argmax; masked-out elements and rows with nothing
+    kept or only -inf get 0.
+
+    >>> fastops.soft_argmax_backward(np.array([0.0, 0.0]), 1.0)
+    array([-0.25,  0.25])
+    """
+    return _prob_backward("soft_argmax_backward", True, x, dout, axis, temperature, where,
+                          keepdims)

@@ -1,0 +1,1021 @@
+"""Numba (CPU) kernels of the smooth family.
+
+The interface (names, arguments, special values) is fastops/smooth/BACKEND_INTERFACE.md: every
+function takes C-contiguous ``(rows, n)`` arrays with ``rows, n >= 1`` and returns new arrays.
+
+How the kernels are fast:
+
+- One pass over memory per row. A row is walked in blocks of ``_BLOCK`` elements: the block's
+  maximum is found first (the block is then in L1), the running state is rescaled if the maximum
+  grew, and the block's exponentials are summed. So each element is read from memory once, and
+  both inner loops vectorise (the online max/sum recurrence applied element by element does not:
+  it needs an exp per element for the rescale and a loop-carried branch).
+- A branch-free ``exp`` written here (Cody-Waite range reduction, polynomial, scaling through the
+  exponent bits), because pip's llvmlite has no SVML and ``math.exp`` would be a scalar libm call
+  that stops the loop from vectorising. Measured on the 2-core development machine: a float64
+  logsumexp over (4096, 4096) takes 15 ms with it, against 118 ms for torch.logsumexp.
+- Row state ``(m, s_lt, c_eq)``: the maximum, the sum of exp(v - m) over elements strictly below
+  it, and the count of elements equal to it. ``log(sum) = log1p(s_lt + c_eq - 1)`` then keeps the
+  dominant term's 1 out of the sum, which is SciPy's gh-18295 accuracy fix.
+- Rows run in parallel (``prange``). Few huge rows (fewer rows than threads) are split into
+  segments whose states are merged afterwards, so (8, 2097152) still uses every core.
+- ``fastmath`` is limited to ``{"reassoc", "contract"}``: reassociation lets LLVM vectorise the
+  sums and max; ``nnan``/``ninf`` are never set, so inf and NaN keep their meaning.
+
+Everything compiles lazily on the first call per dtype and mask-ness (``cache=True`` keeps the
+machine code on disk for the next process); importing this module compiles nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import prange, types
+from numba.extending import intrinsic, overload
+
+# Reassociation and contraction only: enough for LLVM to vectorise reductions, while keeping
+# IEEE inf/NaN semantics (no nnan/ninf). Tests compare against float64 references.
+_FASTMATH = {"reassoc", "contract"}
+
+# Elements per block of the one-pass walk. 256 float64 are 2 KiB: the block's second read (the
+# exponentials, after its max) hits L1, and 256 is long enough that the per-block rescale is
+# negligible. Measured on (4096, 4096) float64: 128 -> 15.6 ms, 256 -> 14.8 ms, 1024 -> 15.0 ms.
+_BLOCK = 256
+
+# Rows shorter than this are not worth splitting into segments.
+_MIN_SEGMENT = 16384
+
+
+# --------------------------------------------------------------------------------------------
+# Vectorisable exp
+# --------------------------------------------------------------------------------------------
+
+
+@intrinsic
+def _int64_as_float64(typingctx, value):
+    """Reinterpret the bits of an int64 as a float64 (no conversion)."""
+    sig = types.float64(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return sig, codegen
+
+
+@intrinsic
+def _int32_as_float32(typingctx, value):
+    """Reinterpret the bits of an int32 as a float32 (no conversion)."""
+    sig = types.float32(types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return sig, codegen
+
+
+# float64 constants: ln 2 split in a high part with trailing zero bits (so k * _LN2_HI_64 is exact
+# for |k| < 2^11) and the rest (fdlibm's split).
+_LOG2E_64 = 1.4426950408889634
+_LN2_HI_64 = 6.93147180369123816490e-01
+_LN2_LO_64 = 1.90821492927058770002e-10
+# Below this exp underflows into subnormals; those contributions are flushed to 0 (relative to
+# the row's dominant term 1 they are below 1e-308, far under float64 resolution).
+_EXP_MIN_64 = -708.0
+_EXP_MAX_64 = 709.782712893384
+
+# float32 constants (Cephes expf: same split of ln 2, degree-6 polynomial, < 1 ulp in float32).
+_LOG2E_32 = np.float32(1.44269504088896341)
+_LN2_HI_32 = np.float32(0.693359375)
+_LN2_LO_32 = np.float32(-2.12194440e-4)
+_EXP_MIN_32 = np.float32(-87.3365)
+_EXP_MAX_32 = np.float32(88.7228)
+_P0_32 = np.float32(1.9875691500e-4)
+_P1_32 = np.float32(1.3981999507e-3)
+_P2_32 = np.float32(8.3334519073e-3)
+_P3_32 = np.float32(4.1665795894e-2)
+_P4_32 = np.float32(1.6666665459e-1)
+_P5_32 = np.float32(5.0000001201e-1)
+_ONE_32 = np.float32(1.0)
+_HALF_32 = np.float32(0.5)
+_ZERO_32 = np.float32(0.0)
+_INF_32 = np.float32(np.inf)
+
+
+def _exp64(x):
+    """exp(x) for float64, vectorisable: < 1 ulp for |x| <= 708, exact 0 / inf beyond."""
+    xc = min(max(x, _EXP_MIN_64), _EXP_MAX_64)
+    kf = np.floor(xc * _LOG2E_64 + 0.5)
+    r = (xc - kf * _LN2_HI_64) - kf * _LN2_LO_64
+    # Taylor series to r^13 on |r| <= ln2/2: truncation error 2.6e-17 relative.
+    p = 1.0 / 6227020800.0
+    p = p * r + 1.0 / 479001600.0
+    p = p * r + 1.0 / 39916800.0
+    p = p * r + 1.0 / 3628800.0
+    p = p * r + 1.0 / 362880.0
+    p = p * r + 1.0 / 40320.0
+    p = p * r + 1.0 / 5040.0
+    p = p * r + 1.0 / 720.0
+    p = p * r + 1.0 / 120.0
+    p = p * r + 1.0 / 24.0
+    p = p * r + 1.0 / 6.0
+    p = p * r + 0.5
+    p = p * r + 1.0
+    p = p * r + 1.0
+    # 2^k as two factors so that k = 1024 (x near the overflow limit) stays representable.
+    k = np.int64(kf)
+    half = k >> 1
+    scale_a = _int64_as_float64((half + 1023) << 52)
+    scale_b = _int64_as_float64((k - half + 1023) << 52)
+    res = p * scale_a * scale_b
+    res = res if x >= _EXP_MIN_64 else 0.0
+    res = res if x <= _EXP_MAX_64 else np.inf
+    return res if x == x else x
+
+
+def _exp32(x):
+    """exp(x) for float32, vectorisable (Cephes expf polynomial), exact 0 / inf out of range."""
+    xc = min(max(x, _EXP_MIN_32), _EXP_MAX_32)
+    kf = np.floor(xc * _LOG2E_32 + _HALF_32)
+    r = (xc - kf * _LN2_HI_32) - kf * _LN2_LO_32
+    z = r * r
+    p = ((((_P0_32 * r + _P1_32) * r + _P2_32) * r + _P3_32) * r + _P4_32) * r + _P5_32
+    p = p * z + r + _ONE_32
+    k = np.int32(kf)
+    half = k >> 1
+    scale_a = _int32_as_float32((half + 127) << 23)
+    scale_b = _int32_as_float32((k - half + 127) << 23)
+    res = p * scale_a * scale_b
+    res = res if x >= _EXP_MIN_32 else _ZERO_32
+    res = res if x <= _EXP_MAX_32 else _INF_32
+    return res if x == x else x
+
+
+@intrinsic
+def _float64_as_int64(typingctx, value):
+    """Reinterpret the bits of a float64 as an int64 (no conversion)."""
+    sig = types.int64(types.float64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return sig, codegen
+
+
+_SQRT2 = 1.4142135623730951
+_LN2 = 0.6931471805599453
+_MANTISSA_MASK = (1 << 52) - 1
+_EXPONENT_ONE = 1023 << 52
+
+
+@numba.njit(fastmath=_FASTMATH, cache=True)
+def fast_log1p(t):
+    """log1p(t) for float64 t >= -1, vectorisable (the per-row finish of the short-row path).
+
+    log(u) of u = 1 + t from its exponent and an atanh series of the mantissa (|s| <= 0.172,
+    11 terms: truncation below 1e-17), then Goldberg's correction ``log(u) * t / (u - 1)``,
+    which restores the bits of t lost in rounding 1 + t (a few ulp overall). t = -1 gives -inf,
+    +inf gives +inf, NaN gives NaN.
+    """
+    u = 1.0 + t
+    bits = _float64_as_int64(u)
+    e = np.float64((bits >> 52) - 1023)
+    f = _int64_as_float64((bits & _MANTISSA_MASK) | _EXPONENT_ONE)  # mantissa in [1, 2)
+    big = f > _SQRT2
+    f = f * 0.5 if big else f
+    e = e + 1.0 if big else e
+    sr = (f - 1.0) / (f + 1.0)
+    z = sr * sr
+    series = 1.0 / 23.0
+    series = series * z + 1.0 / 21.0
+    series = series * z + 1.0 / 19.0
+    series = series * z + 1.0 / 17.0
+    series = series * z + 1.0 / 15.0
+    series = series * z + 1.0 / 13.0
+    series = series * z + 1.0 / 11.0
+    series = series * z + 1.0 / 9.0
+    series = series * z + 1.0 / 7.0
+    series = series * z + 1.0 / 5.0
+    series = series * z + 1.0 / 3.0
+    series = series * z + 1.0
+    log_u = e * _LN2 + 2.0 * sr * series
+    res = log_u * (t / (u - 1.0)) if u != 1.0 else t
+    res = res if u > 0.0 else -np.inf
+    res = res if u < np.inf else u
+    return res if t == t else t
+
+
+@intrinsic
+def _maxnum(typingctx, a, b):
+    """llvm.maxnum: the larger of a and b, ignoring a NaN operand.
+
+    A ``v if v > m else m`` reduction does not vectorise without ``nnan`` (measured: 0.56 ns
+    per element, scalar); llvm.maxnum does (0.05 ns per float32 element, AVX-512), and NaNs are
+    accounted for separately by the exp sums.
+    """
+    sig = a(a, b)
+
+    def codegen(context, builder, signature, args):
+        ty = args[0].type
+        fn = builder.module.declare_intrinsic("llvm.maxnum", [ty], ir.FunctionType(ty, [ty, ty]))
+        return builder.call(fn, args)
+
+    return sig, codegen
+
+
+def fast_exp(x):  # pragma: no cover - replaced by the overload inside jitted code
+    """exp that vectorises inside Numba loops (float32 or float64); see _exp64 / _exp32."""
+    return np.exp(x)
+
+
+@overload(fast_exp, jit_options={"fastmath": _FASTMATH})
+def _fast_exp_overload(x):
+    if x == types.float32:
+        return _exp32
+    if x == types.float64:
+        return _exp64
+    return None
+
+
+def _jit(func):
+    """Compile ``func`` twice, lazily: parallel, and serial (for the workqueue fallback)."""
+    options = {"cache": True, "fastmath": _FASTMATH, "nogil": True}
+    return (numba.njit(parallel=True, **options)(func), numba.njit(parallel=False, **options)(func))
+
+
+_inline = numba.njit(fastmath=_FASTMATH, cache=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Row state
+# --------------------------------------------------------------------------------------------
+# The state of a row (or part of one) is (m, s_lt, c_eq[, sj_lt, cj_eq]): m the maximum of the
+# kept raw values, s_lt the sum of exp(sc * (v - m)) over kept values strictly below m, c_eq the
+# count of values equal to m, and for soft_argmax the same two sums weighted by the column
+# index. Working on raw values and scaling the differences (rather than scaling the values
+# first) keeps m exact, so smooth_max -> max exactly as the temperature -> 0 and log_softmax
+# can be formed in float64 without the rounding of sc * x.
+#
+# Kernels index 1-D views (a row, a block of a row) with ``range(view.size)``: a 2-D index
+# ``x[r, start + k]`` keeps NumPy's negative-index wraparound check in the loop and stops LLVM
+# from vectorising it (measured: 0.60 ns per float32 element against 0.07 ns for the 1-D form).
+#
+# A mask row is None or a bool view; helpers receive it as an argument so that Numba compiles a
+# mask-free specialisation when it is None (branches on a None *argument* are pruned).
+
+
+@_inline
+def _value(row, mrow, k, ninf):
+    """Element k of a row (or block), or -inf when masked out."""
+    if mrow is None:
+        return row[k]
+    return row[k] if mrow[k] else ninf
+
+
+@_inline
+def _block_max(row, mrow, ninf):
+    bm = ninf
+    for k in range(row.size):
+        bm = _maxnum(bm, _value(row, mrow, k, ninf))
+    return bm
+
+
+@_inline
+def _mask_row(mask, r):
+    return None if mask is None else mask[r]
+
+
+@_inline
+def _mask_block(mrow, lo, hi):
+    return None if mrow is None else mrow[lo:hi]
+
+
+@_inline
+def _state(row, mrow, lo, hi, sc, with_index):
+    """State of row[lo:hi]; sc (the scale, in the row's dtype) multiplies v - m.
+
+    Column indices in sj/cj are relative to lo.
+    """
+    T = row.dtype.type
+    ninf = T(-np.inf)
+    zero = T(0.0)
+    one = T(1.0)
+    sc64 = np.float64(sc)
+    m = ninf
+    s = 0.0  # float64 running sums: block partial sums are in T, the totals are not
+    c = 0.0
+    sj = 0.0
+    cj = 0.0
+    for start in range(lo, hi, _BLOCK):
+        stop = min(start + _BLOCK, hi)
+        blk = row[start:stop]
+        mblk = _mask_block(mrow, start, stop)
+        bm = _block_max(blk, mblk, ninf)
+        if bm > m:
+            f = fast_exp(sc64 * (np.float64(m) - np.float64(bm)))
+            s = (s + c) * f
+            sj = (sj + cj) * f
+            c = 0.0
+            cj = 0.0
+            m = bm
+        acc = zero
+        cnt = zero
+        # Index weights relative to the block start stay below _BLOCK, so they can be summed
+        # in T; the block offset is added back in float64: sum (off + k) e = off sum e + sum k e.
+        accj = zero
+        cntj = zero
+        for k in range(blk.size):
+            v = _value(blk, mblk, k, ninf)
+            e = fast_exp(sc * (v - m))
+            lt = e if v != m else zero
+            eq = one if v == m else zero
+            acc += lt
+            cnt += eq
+            if with_index:
+                accj += lt * T(k)
+                cntj += eq * T(k)
+        s += acc
+        c += cnt
+        if with_index:
+            off = np.float64(start - lo)
+            sj += accj + off * acc
+            cj += cntj + off * cnt
+    if m == ninf:  # empty or all -inf: nothing counts, and no NaN from (-inf) - (-inf)
+        c = 0.0
+        cj = 0.0
+    return m, s, c, sj, cj
+
+
+@_inline
+def _lse_value(m, s, c, inv_sc):
+    """(1/sc) log sum exp(sc v) from a state: -inf if empty, +inf if m is +inf, NaN if s is."""
+    if m == -np.inf:
+        return -np.inf
+    if m == np.inf:
+        return np.inf + s  # NaN when a NaN was summed, +inf otherwise
+    return np.float64(m) + np.log1p(s + (c - 1.0)) * inv_sc
+
+
+@_inline
+def _argmax_value(m, s, c, sj, cj):
+    """sum j p_j from a state: NaN for empty rows and rows holding +inf."""
+    if m == -np.inf or m == np.inf:
+        return np.nan
+    return (sj + cj) / (s + c)
+
+
+@_inline
+def _segment_bounds(t, nseg, n):
+    """(row, lo, hi) of task t when each row of length n is cut into nseg segments."""
+    seg = (n + nseg - 1) // nseg
+    r = t // nseg
+    lo = min(n, (t - r * nseg) * seg)
+    return r, lo, min(n, lo + seg)
+
+
+# --------------------------------------------------------------------------------------------
+# Forward reductions, one row per task
+# --------------------------------------------------------------------------------------------
+
+
+def _reduce_rows_impl(x, mask, sc, with_index, out):
+    """lse (with_index False) or soft_argmax (True) per row."""
+    T = x.dtype.type
+    inv_sc = 1.0 / sc
+    for r in prange(x.shape[0]):
+        m, s, c, sj, cj = _state(x[r], _mask_row(mask, r), 0, x.shape[1], T(sc), with_index)
+        out[r] = _argmax_value(m, s, c, sj, cj) if with_index else _lse_value(m, s, c, inv_sc)
+
+
+def _segment_states_impl(x, mask, sc, nseg, with_index, states):
+    """states[r, g] = (m, s, c, sj, cj) of segment g of row r (for few, long rows)."""
+    T = x.dtype.type
+    for t in prange(x.shape[0] * nseg):
+        r, lo, hi = _segment_bounds(t, nseg, x.shape[1])
+        m, s, c, sj, cj = _state(x[r], _mask_row(mask, r), lo, hi, T(sc), with_index)
+        g = t - r * nseg
+        states[r, g, 0] = m
+        states[r, g, 1] = s
+        states[r, g, 2] = c
+        # index sums relative to the segment start -> relative to the row start
+        states[r, g, 3] = sj + lo * s
+        states[r, g, 4] = cj + lo * c
+
+
+def _combine_states_impl(states, sc, row_state):
+    """Merge the segment states of each row into row_state[r] = (m, s, c, sj, cj)."""
+    for r in range(states.shape[0]):
+        m = -np.inf
+        s = 0.0
+        c = 0.0
+        sj = 0.0
+        cj = 0.0
+        for g in range(states.shape[1]):
+            m2, s2, c2, sj2, cj2 = states[r, g]
+            if m2 > m:  # the new segment holds the maximum: rescale what was merged so far
+                f = np.exp(sc * (m - m2))
+                s = (s + c) * f
+                sj = (sj + cj) * f
+                c = 0.0
+                cj = 0.0
+                m = m2
+            if m2 == m:
+                s += s2
+                c += c2
+                sj += sj2
+                cj += cj2
+            elif m2 > -np.inf:
+                f = np.exp(sc * (m2 - m))
+                s += (s2 + c2) * f
+                sj += (sj2 + cj2) * f
+            if s2 != s2:  # a NaN in any segment poisons its row
+                s = np.nan
+        row_state[r, 0] = m
+        row_state[r, 1] = s
+        row_state[r, 2] = c
+        row_state[r, 3] = sj
+        row_state[r, 4] = cj
+
+
+_reduce_rows = _jit(_reduce_rows_impl)
+_segment_states = _jit(_segment_states_impl)
+_combine_states = numba.njit(cache=True, nogil=True)(_combine_states_impl)
+
+
+# --------------------------------------------------------------------------------------------
+# Per-element outputs, one row (or one segment of a row) per task
+# --------------------------------------------------------------------------------------------
+# Where an output can cancel (log_softmax near 0, the backward passes' differences) it is formed
+# in float64 from the float32 inputs and rounded once, so float32 results stay within a few ulp
+# of the float64 reference; exp itself stays in the working dtype (a product, no cancellation).
+
+
+@_inline
+def _nan_kept(mrow, fill, orow):
+    """NaN at the kept elements of a row, fill at the masked-out ones."""
+    T = orow.dtype.type
+    for j in range(orow.size):
+        orow[j] = T(np.nan) if (mrow is None or mrow[j]) else fill
+
+
+@_inline
+def _write_softmax(row, mrow, sc, m, s, c, log, yrow):
+    """softmax (or log_softmax) of a row (segment) into yrow, given the whole row's state."""
+    T = row.dtype.type
+    ninf = T(-np.inf)
+    fill = ninf if log else T(0.0)
+    if m == ninf:  # empty or all -inf row: all 0 (log: all -inf)
+        for k in range(yrow.size):
+            yrow[k] = fill
+        return
+    if m == T(np.inf) or s != s:  # a kept +inf or NaN: the kept elements are NaN
+        _nan_kept(mrow, fill, yrow)
+        return
+    if log:
+        sc64 = np.float64(sc)
+        m64 = np.float64(m)
+        log_total = np.log1p(s + (c - 1.0))
+        for k in range(yrow.size):
+            yrow[k] = T(sc64 * (np.float64(_value(row, mrow, k, ninf)) - m64) - log_total)
+    else:
+        total = T(s + c)
+        for k in range(yrow.size):
+            yrow[k] = fast_exp(sc * (_value(row, mrow, k, ninf) - m)) / total
+
+
+def _softmax_rows_impl(x, mask, sc, log, y):
+    T = x.dtype.type
+    for r in prange(x.shape[0]):
+        mrow = _mask_row(mask, r)
+        m, s, c, _, _ = _state(x[r], mrow, 0, x.shape[1], T(sc), False)
+        _write_softmax(x[r], mrow, T(sc), m, s, c, log, y[r])
+
+
+def _softmax_segments_impl(x, mask, sc, log, nseg, row_state, y):
+    T = x.dtype.type
+    for t in prange(x.shape[0] * nseg):
+        r, lo, hi = _segment_bounds(t, nseg, x.shape[1])
+        _write_softmax(x[r, lo:hi], _mask_block(_mask_row(mask, r), lo, hi), T(sc),
+                       T(row_state[r, 0]), row_state[r, 1], row_state[r, 2], log, y[r, lo:hi])
+
+
+@_inline
+def _write_prob_grad(row, mrow, offset, sc, m, s, c, dout, y_mean, index_weighted, dxrow):
+    """dout * p (smooth_max) or dout * sc * p * (j - y_mean) (soft_argmax), p = softmax.
+
+    ``offset`` is the column of row[0] within the full row (j = offset + k).
+    """
+    T = row.dtype.type
+    ninf = T(-np.inf)
+    zero = T(0.0)
+    if m == ninf:  # empty or all -inf row: no gradient
+        for k in range(dxrow.size):
+            dxrow[k] = zero
+        return
+    if m == T(np.inf) or s != s:
+        _nan_kept(mrow, zero, dxrow)
+        return
+    total = T(s + c)
+    g = T(dout)
+    g64 = dout * np.float64(sc)
+    rel_mean = y_mean - offset  # j - y = k - (y - offset)
+    for k in range(dxrow.size):
+        p = fast_exp(sc * (_value(row, mrow, k, ninf) - m)) / total
+        if index_weighted:
+            w = T(g64 * np.float64(p) * (np.float64(k) - rel_mean))
+        else:
+            w = g * p
+        dxrow[k] = w if (mrow is None or mrow[k]) else zero
+
+
+def _prob_grad_rows_impl(x, mask, sc, dout, index_weighted, dx):
+    T = x.dtype.type
+    for r in prange(x.shape[0]):
+        mrow = _mask_row(mask, r)
+        m, s, c, sj, cj = _state(x[r], mrow, 0, x.shape[1], T(sc), index_weighted)
+        y_mean = _argmax_value(m, s, c, sj, cj) if index_weighted else 0.0
+        _write_prob_grad(x[r], mrow, 0, T(sc), m, s, c, dout[r], y_mean, index_weighted, dx[r])
+
+
+def _prob_grad_segments_impl(x, mask, sc, dout, index_weighted, nseg, row_state, dx):
+    T = x.dtype.type
+    for t in prange(x.shape[0] * nseg):
+        r, lo, hi = _segment_bounds(t, nseg, x.shape[1])
+        m, s, c, sj, cj = row_state[r]
+        y_mean = _argmax_value(m, s, c, sj, cj) if index_weighted else 0.0
+        _write_prob_grad(x[r, lo:hi], _mask_block(_mask_row(mask, r), lo, hi), lo, T(sc),
+                         T(m), s, c, dout[r], y_mean, index_weighted, dx[r, lo:hi])
+
+
+_softmax_rows = _jit(_softmax_rows_impl)
+_softmax_segments = _jit(_softmax_segments_impl)
+_prob_grad_rows = _jit(_prob_grad_rows_impl)
+_prob_grad_segments = _jit(_prob_grad_segments_impl)
+
+
+# --------------------------------------------------------------------------------------------
+# Short rows: tiles of rows, vectorised across rows
+# --------------------------------------------------------------------------------------------
+# For n <= _SHORT_ROW the per-row loops are too short to vectorise (LLVM's vector body wants
+# 4 x 16 float32 lanes; 16 elements fall into the scalar remainder): the row-per-task kernels
+# took 37-100 ms for (1048576, 16). So _TILE rows are copied transposed into an (n, _TILE)
+# buffer, with the mask applied on the way, and every later loop runs over the _TILE rows of one
+# column: contiguous, long, mask-free and vectorised. Rows past the end are padded with -inf.
+# The tile of a 64-element float64 row block is 32 KiB: it stays in L1/L2 between the passes.
+
+_SHORT_ROW = 64
+_TILE = 64
+
+
+@_inline
+def _load_tile(x, mask, r0, tile):
+    """tile[j, i] = x[r0 + i, j], or -inf where masked out or past the last row."""
+    ninf = x.dtype.type(-np.inf)
+    nrows = min(_TILE, x.shape[0] - r0)
+    for i in range(nrows):
+        _load_tile_row(x[r0 + i], _mask_row(mask, r0 + i), ninf, tile, i)
+    for j in range(x.shape[1]):
+        col = tile[j]
+        for i in range(nrows, _TILE):
+            col[i] = ninf
+    return nrows
+
+
+@_inline
+def _load_tile_row(row, mrow, ninf, tile, i):
+    for j in range(row.size):
+        tile[j, i] = _value(row, mrow, j, ninf)
+
+
+@_inline
+def _tile_state(tile, sc, m, s, c, sj, cj, with_index):
+    """Per tile row i: m[i], s_lt[i], c_eq[i] (and index sums when with_index), as _state."""
+    T = tile.dtype.type
+    ninf = T(-np.inf)
+    zero = T(0.0)
+    one = T(1.0)
+    for i in range(_TILE):
+        m[i] = ninf
+        s[i] = zero
+        c[i] = zero
+        sj[i] = zero
+        cj[i] = zero
+    for j in range(tile.shape[0]):
+        col = tile[j]
+        for i in range(_TILE):
+            m[i] = _maxnum(m[i], col[i])
+    for j in range(tile.shape[0]):
+        col = tile[j]
+        tj = T(j)
+        for i in range(_TILE):
+            v = col[i]
+            e = fast_exp(sc * (v - m[i]))
+            lt = e if v != m[i] else zero
+            eq = one if v == m[i] else zero
+            s[i] += lt
+            c[i] += eq
+            if with_index:
+                sj[i] += lt * tj
+                cj[i] += eq * tj
+    for i in range(_TILE):  # empty / all -inf rows: nothing counts
+        c[i] = zero if m[i] == ninf else c[i]
+        cj[i] = zero if m[i] == ninf else cj[i]
+
+
+@_inline
+def _tile_buffers(x):
+    """The (n, _TILE) tile, five per-row buffers in the working dtype and two in float64."""
+    tile = np.empty((x.shape[1], _TILE), x.dtype)
+    stats = np.empty((5, _TILE), x.dtype)
+    wide = np.empty((2, _TILE), np.float64)
+    return tile, stats[0], stats[1], stats[2], stats[3], stats[4], wide[0], wide[1]
+
+
+@_inline
+def _fix_bad_rows(mask, r0, nrows, m, s, fill, out):
+    """Rows holding a kept +inf or NaN: NaN at the kept elements, fill at the masked ones."""
+    T = out.dtype.type
+    for i in range(nrows):
+        if m[i] == T(np.inf) or s[i] != s[i]:
+            _nan_kept(_mask_row(mask, r0 + i), fill, out[r0 + i])
+
+
+@_inline
+def _store_column(tile, i, mrow, fill, orow):
+    """orow[j] = tile[j, i] at kept elements, fill at masked-out ones."""
+    for j in range(orow.size):
+        orow[j] = tile[j, i] if (mrow is None or mrow[j]) else fill
+
+
+def _short_reduce_impl(x, mask, sc, with_index, out):
+    """lse (with_index False) or soft_argmax (True) of short rows."""
+    T = x.dtype.type
+    inv_sc = 1.0 / sc
+    for t in prange((x.shape[0] + _TILE - 1) // _TILE):
+        r0 = t * _TILE
+        tile, m, s, c, sj, cj, _, _ = _tile_buffers(x)
+        nrows = _load_tile(x, mask, r0, tile)
+        _tile_state(tile, T(sc), m, s, c, sj, cj, with_index)
+        if with_index:
+            for i in range(nrows):
+                finite = m[i] > T(-np.inf) and m[i] < T(np.inf)
+                mean = (np.float64(sj[i]) + cj[i]) / (np.float64(s[i]) + c[i])
+                out[r0 + i] = mean if finite else np.nan
+        else:
+            for i in range(nrows):
+                # c = 0 for empty rows: log1p(-1) = -inf, and m is -inf as well
+                log_total = fast_log1p(np.float64(s[i]) + (np.float64(c[i]) - 1.0))
+                out[r0 + i] = np.float64(m[i]) + log_total * inv_sc
+
+
+def _short_softmax_impl(x, mask, sc, log, y):
+    T = x.dtype.type
+    ninf = T(-np.inf)
+    fill = ninf if log else T(0.0)
+    sc64 = np.float64(sc)
+    for t in prange((x.shape[0] + _TILE - 1) // _TILE):
+        r0 = t * _TILE
+        tile, m, s, c, total, unused, log_total, m64 = _tile_buffers(x)
+        nrows = _load_tile(x, mask, r0, tile)
+        _tile_state(tile, T(sc), m, s, c, total, unused, False)
+        for i in range(_TILE):
+            total[i] = s[i] + c[i]
+            log_total[i] = fast_log1p(np.float64(s[i]) + (np.float64(c[i]) - 1.0))
+            m64[i] = np.float64(m[i])
+        for j in range(tile.shape[0]):
+            col = tile[j]
+            for i in range(_TILE):
+                if log:
+                    val = T(sc64 * (np.float64(col[i]) - m64[i]) - log_total[i])
+                else:
+                    val = fast_exp(T(sc) * (col[i] - m[i])) / total[i]
+                col[i] = val if m[i] != ninf else fill
+        for i in range(nrows):  # masked elements already hold 0 (log: -inf)
+            _store_column(tile, i, None, fill, y[r0 + i])
+        _fix_bad_rows(mask, r0, nrows, m, s, fill, y)
+
+
+def _short_prob_grad_impl(x, mask, sc, dout, index_weighted, dx):
+    T = x.dtype.type
+    ninf = T(-np.inf)
+    zero = T(0.0)
+    sc64 = np.float64(sc)
+    for t in prange((x.shape[0] + _TILE - 1) // _TILE):
+        r0 = t * _TILE
+        tile, m, s, c, sj, cj, g64, y64 = _tile_buffers(x)
+        nrows = _load_tile(x, mask, r0, tile)
+        _tile_state(tile, T(sc), m, s, c, sj, cj, index_weighted)
+        for i in range(_TILE):  # reuse the buffers: s <- total, sj <- g (working dtype)
+            total = np.float64(s[i]) + c[i]
+            d = dout[min(r0 + i, x.shape[0] - 1)]
+            y64[i] = (np.float64(sj[i]) + cj[i]) / total if index_weighted else 0.0
+            g64[i] = d * sc64
+            sj[i] = T(d)
+            s[i] = T(total)
+        for j in range(tile.shape[0]):
+            col = tile[j]
+            for i in range(_TILE):
+                p = fast_exp(T(sc) * (col[i] - m[i])) / s[i]
+                if index_weighted:
+                    w = T(g64[i] * np.float64(p) * (np.float64(j) - y64[i]))
+                else:
+                    w = sj[i] * p
+                col[i] = w if m[i] != ninf else zero
+        for i in range(nrows):
+            _store_column(tile, i, _mask_row(mask, r0 + i), zero, dx[r0 + i])
+        _fix_bad_rows(mask, r0, nrows, m, s, zero, dx)
+
+
+_short_reduce = _jit(_short_reduce_impl)
+_short_softmax = _jit(_short_softmax_impl)
+_short_prob_grad = _jit(_short_prob_grad_impl)
+
+
+# --------------------------------------------------------------------------------------------
+# Backward passes given the forward output
+# --------------------------------------------------------------------------------------------
+
+
+@_inline
+def _lse_backward_row(row, mrow, brow, o, d, dxrow):
+    T = row.dtype.type
+    ninf = T(-np.inf)
+    zero = T(0.0)
+    if o == ninf:  # empty row: no gradient (and no exp(-inf - -inf) = NaN)
+        for k in range(row.size):
+            dxrow[k] = zero
+        return
+    for k in range(row.size):
+        v = row[k]
+        w = T(1.0) if brow is None else brow[k]
+        g = d * w * fast_exp(v - o)
+        live = v != ninf and w != zero and (mrow is None or mrow[k])
+        dxrow[k] = g if live else zero
+
+
+def _lse_backward_impl(x, b, mask, out, dout, dx):
+    for r in prange(x.shape[0]):
+        brow = None if b is None else b[r]
+        _lse_backward_row(x[r], _mask_row(mask, r), brow, out[r], dout[r], dx[r])
+
+
+@_inline
+def _softmax_backward_row(yrow, dyrow, mrow, sc64, log, dxrow):
+    T = yrow.dtype.type
+    ninf = T(-np.inf)
+    zero = T(0.0)
+    # Pass 1: <dy, y> (softmax) or sum of dy (log_softmax), in float64: the gradient is a
+    # difference with it and would otherwise inherit float32 rounding of the sum.
+    acc = 0.0
+    for k in range(yrow.size):
+        keep = mrow is None or mrow[k]
+        if log:
+            term = np.float64(dyrow[k]) if (keep and yrow[k] != ninf) else 0.0
+        else:
+            term = np.float64(yrow[k]) * np.float64(dyrow[k]) if keep else 0.0
+        acc += term
+    # Pass 2: the gradient (the row was just read: it is in cache).
+    for k in range(yrow.size):
+        keep = mrow is None or mrow[k]
+        if log:
+            g = T(sc64 * (np.float64(dyrow[k]) - np.float64(fast_exp(yrow[k])) * acc))
+            dxrow[k] = g if (keep and yrow[k] != ninf) else zero
+        else:
+            g = T(sc64 * np.float64(yrow[k]) * (np.float64(dyrow[k]) - acc))
+            dxrow[k] = g if keep else zero
+
+
+def _softmax_backward_impl(y, dy, mask, sc, log, dx):
+    for r in prange(y.shape[0]):
+        _softmax_backward_row(y[r], dy[r], _mask_row(mask, r), sc, log, dx[r])
+
+
+_lse_backward_rows = _jit(_lse_backward_impl)
+_softmax_backward_rows = _jit(_softmax_backward_impl)
+
+
+def _lse_weighted_impl(x, b, mask, out, sign):
+    """SciPy's signed weighted logsumexp per row (see BACKEND_INTERFACE.md).
+
+    Scalar loop (not the blocked walk): weighted sums are rare and this keeps the sign logic in
+    one obvious place.
+    """
+    for r in prange(x.shape[0]):
+        m = -np.inf
+        b_eq = 0.0
+        s_lt = 0.0
+        has_nan = False
+        inf_pos = False
+        inf_neg = False
+        for j in range(x.shape[1]):
+            w = np.float64(b[r, j])
+            if w == 0.0 or not (mask is None or mask[r, j]):
+                continue
+            v = np.float64(x[r, j])
+            if v != v or w != w:
+                has_nan = True
+                continue
+            if v > m:
+                if m > -np.inf:
+                    s_lt = (s_lt + b_eq) * np.exp(m - v)
+                else:
+                    s_lt = 0.0
+                b_eq = 0.0
+                m = v
+            if v == m:
+                b_eq += w
+                if v == np.inf:
+                    inf_pos = inf_pos or w > 0
+                    inf_neg = inf_neg or w < 0
+            elif v > -np.inf:
+                s_lt += w * np.exp(v - m)
+        if has_nan:
+            out[r] = np.nan
+            sign[r] = np.nan
+        elif m == -np.inf:
+            out[r] = -np.inf
+            sign[r] = 0.0
+        elif m == np.inf:
+            out[r] = np.nan if (inf_pos and inf_neg) else np.inf
+            sign[r] = np.nan if (inf_pos and inf_neg) else (1.0 if inf_pos else -1.0)
+        else:
+            ratio = s_lt / b_eq if b_eq != 0.0 else -np.inf
+            if ratio > -0.5:  # the log1p form is accurate here; otherwise form the total
+                out[r] = m + np.log(abs(b_eq)) + np.log1p(ratio)
+                sign[r] = 1.0 if b_eq > 0 else -1.0
+            else:
+                total = b_eq + s_lt
+                out[r] = m + np.log(abs(total)) if total != 0.0 else -np.inf
+                sign[r] = np.sign(total)
+
+
+_lse_weighted_rows = _jit(_lse_weighted_impl)
+
+
+# --------------------------------------------------------------------------------------------
+# Launch helpers
+# --------------------------------------------------------------------------------------------
+
+# Numba's workqueue threading layer aborts the process when two threads launch parallel kernels
+# at once; where it is the active layer, a caller that finds another parallel launch in flight
+# runs the serial compilation instead. tbb and omp are thread-safe and never take this path.
+_PARALLEL_LOCK = threading.Lock()
+
+
+class _Launch:
+    """Context manager choosing the parallel or serial compilation of a kernel pair."""
+
+    def __init__(self) -> None:
+        self.locked = False
+
+    def __enter__(self) -> int:
+        # Until a parallel kernel has run the layer is unknown: be as careful as for workqueue.
+        if _active_layer() in (None, "workqueue"):
+            self.locked = _PARALLEL_LOCK.acquire(blocking=False)
+            return 0 if self.locked else 1
+        return 0
+
+    def __exit__(self, *exc: object) -> None:
+        if self.locked:
+            _PARALLEL_LOCK.release()
+
+
+def _active_layer() -> str | None:
+    try:
+        return numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet: the layer is not chosen
+        return None
+
+
+def _segments(rows: int, n: int) -> int:
+    """How many segments to cut each row into so that every thread has work."""
+    threads = numba.get_num_threads()
+    if rows >= 2 * threads or n < 2 * _MIN_SEGMENT:
+        return 1
+    return int(min(-(-2 * threads // rows), n // _MIN_SEGMENT))
+
+
+def _row_state(x: np.ndarray, mask, sc: float, nseg: int, with_index: bool) -> np.ndarray:
+    """Per-row (m, s, c, sj, cj) as float64 (rows, 5), computed over nseg segments per row."""
+    states = np.empty((x.shape[0], nseg, 5), np.float64)
+    with _Launch() as variant:
+        _segment_states[variant](x, mask, sc, nseg, with_index, states)
+    row_state = np.empty((x.shape[0], 5), np.float64)
+    _combine_states(states, sc, row_state)
+    return row_state
+
+
+def _finish_rows(row_state: np.ndarray, sc: float, kind: str, dtype) -> np.ndarray:
+    m, s, c, sj, cj = row_state.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if kind == "lse":
+            out = np.where(np.isfinite(m), m + np.log1p(s + (c - 1.0)) / sc, m + s)
+        else:
+            out = np.where(np.isfinite(m), (sj + cj) / (s + c), np.nan)
+    return out.astype(dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# The backend interface
+# --------------------------------------------------------------------------------------------
+
+
+def lse(x: np.ndarray, mask: np.ndarray | None, scale: float) -> np.ndarray:
+    """(1/scale) * logsumexp(scale * x) per row over the kept elements."""
+    nseg = _segments(*x.shape)
+    if nseg > 1:
+        return _finish_rows(_row_state(x, mask, scale, nseg, False), scale, "lse", x.dtype)
+    out = np.empty(x.shape[0], x.dtype)
+    with _Launch() as variant:
+        if x.shape[1] <= _SHORT_ROW:
+            _short_reduce[variant](x, mask, scale, False, out)
+        else:
+            _reduce_rows[variant](x, mask, scale, False, out)
+    return out
+
+
+def soft_argmax(x: np.ndarray, mask: np.ndarray | None, scale: float) -> np.ndarray:
+    """sum_j j * softmax(scale * x)_j per row (0-based j)."""
+    nseg = _segments(*x.shape)
+    if nseg > 1:
+        return _finish_rows(_row_state(x, mask, scale, nseg, True), scale, "argmax", x.dtype)
+    out = np.empty(x.shape[0], x.dtype)
+    with _Launch() as variant:
+        if x.shape[1] <= _SHORT_ROW:
+            _short_reduce[variant](x, mask, scale, True, out)
+        else:
+            _reduce_rows[variant](x, mask, scale, True, out)
+    return out
+
+
+def lse_weighted(x: np.ndarray, b: np.ndarray, mask: np.ndarray | None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """log|sum b exp(x)| and its sign per row, SciPy semantics."""
+    out = np.empty(x.shape[0], np.float64)
+    sign = np.empty(x.shape[0], np.float64)
+    with _Launch() as variant:
+        _lse_weighted_rows[variant](x, b, mask, out, sign)
+    return out.astype(x.dtype), sign.astype(x.dtype)
+
+
+def softmax(x: np.ndarray, mask: np.ndarray | None, scale: float, log: bool) -> np.ndarray:
+    """softmax (or log_softmax) of scale * x per row; masked elements 0 (log: -inf)."""
+    y = np.empty_like(x)
+    nseg = _segments(*x.shape)
+    with _Launch() as variant:
+        if nseg > 1:
+            row_state = _row_state(x, mask, scale, nseg, False)
+            _softmax_segments[variant](x, mask, scale, log, nseg, row_state, y)
+        elif x.shape[1] <= _SHORT_ROW:
+            _short_softmax[variant](x, mask, scale, log, y)
+        else:
+            _softmax_rows[variant](x, mask, scale, log, y)
+    return y
+
+
+def _prob_grad(x, mask, scale, dout, index_weighted):
+    dx = np.empty_like(x)
+    dout = dout.astype(np.float64)
+    nseg = _segments(*x.shape)
+    with _Launch() as variant:
+        if nseg > 1:
+            row_state = _row_state(x, mask, scale, nseg, index_weighted)
+            _prob_grad_segments[variant](x, mask, scale, dout, index_weighted, nseg, row_state,
+                                         dx)
+        elif x.shape[1] <= _SHORT_ROW:
+            _short_prob_grad[variant](x, mask, scale, dout, index_weighted, dx)
+        else:
+            _prob_grad_rows[variant](x, mask, scale, dout, index_weighted, dx)
+    return dx
+
+
+def smooth_max_backward(x: np.ndarray, mask: np.ndarray | None, scale: float,
+                        dout: np.ndarray) -> np.ndarray:
+    """dout * softmax(scale * x) per row."""
+    return _prob_grad(x, mask, scale, dout, False)
+
+
+def soft_argmax_backward(x: np.ndarray, mask: np.ndarray | None, scale: float,
+                         dout: np.ndarray) -> np.ndarray:
+    """dout * scale * p * (j - soft_argmax) per row."""
+    return _prob_grad(x, mask, scale, dout, True)
+
+
+def lse_backward(x: np.ndarray, b: np.ndarray | None, mask: np.ndarray | None,
+                 out: np.ndarray, dout: np.ndarray) -> np.ndarray:
+    """dout * b * exp(x - out); 0 where masked, b == 0, x == -inf or out == -inf."""
+    dx = np.empty_like(x)
+    with _Launch() as variant:
+        _lse_backward_rows[variant](x, b, mask, out.astype(x.dtype), dout.astype(x.dtype), dx)
+    return dx
+
+
+def softmax_backward(y: np.ndarray, dy: np.ndarray, mask: np.ndarray | None, scale: float,
+                     log: bool) -> np.ndarray:
+    """Gradient of softmax (log=False) or log_softmax (log=True) given the output y."""
+    dx = np.empty_like(y)
+    with _Launch() as variant:
+        _softmax_backward_rows[variant](y, dy, mask, scale, log, dx)
+    return dx
