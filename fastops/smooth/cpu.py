@@ -590,8 +590,13 @@ def _load_tile_row(row, mrow, ninf, tile, i):
 
 
 @_inline
-def _tile_state(tile, sc, m, s, c, sj, cj, with_index):
-    """Per tile row i: m[i], s_lt[i], c_eq[i] (and index sums when with_index), as _state."""
+def _tile_state(tile, sc, m, s, c, sj, cj, with_index, store_exp):
+    """Per tile row i: m[i], s_lt[i], c_eq[i] (and index sums when with_index), as _state.
+
+    With store_exp the tile is overwritten with exp(sc * (v - m)) (the row maximum is known
+    before the exponentials are taken), which the per-element outputs then reuse instead of
+    computing each exp twice.
+    """
     T = tile.dtype.type
     ninf = T(-np.inf)
     zero = T(0.0)
@@ -619,6 +624,8 @@ def _tile_state(tile, sc, m, s, c, sj, cj, with_index):
             if with_index:
                 sj[i] += lt * tj
                 cj[i] += eq * tj
+            if store_exp:
+                col[i] = e
     for i in range(_TILE):  # empty / all -inf rows: nothing counts
         c[i] = zero if m[i] == ninf else c[i]
         cj[i] = zero if m[i] == ninf else cj[i]
@@ -657,7 +664,7 @@ def _short_reduce_impl(x, mask, sc, with_index, out):
         r0 = t * _TILE
         tile, m, s, c, sj, cj, _, _ = _tile_buffers(x)
         nrows = _load_tile(x, mask, r0, tile)
-        _tile_state(tile, T(sc), m, s, c, sj, cj, with_index)
+        _tile_state(tile, T(sc), m, s, c, sj, cj, with_index, False)
         if with_index:
             for i in range(nrows):
                 finite = m[i] > T(-np.inf) and m[i] < T(np.inf)
@@ -679,7 +686,7 @@ def _short_softmax_impl(x, mask, sc, log, y):
         r0 = t * _TILE
         tile, m, s, c, total, unused, log_total, m64 = _tile_buffers(x)
         nrows = _load_tile(x, mask, r0, tile)
-        _tile_state(tile, T(sc), m, s, c, total, unused, False)
+        _tile_state(tile, T(sc), m, s, c, total, unused, False, not log)
         for i in range(_TILE):
             total[i] = s[i] + c[i]
             log_total[i] = fast_log1p(np.float64(s[i]) + (np.float64(c[i]) - 1.0))
@@ -689,8 +696,8 @@ def _short_softmax_impl(x, mask, sc, log, y):
             for i in range(_TILE):
                 if log:
                     val = T(sc64 * (np.float64(col[i]) - m64[i]) - log_total[i])
-                else:
-                    val = fast_exp(T(sc) * (col[i] - m[i])) / total[i]
+                else:  # the tile holds the exponentials
+                    val = col[i] / total[i]
                 col[i] = val if m[i] != ninf else fill
         for i in range(nrows):  # masked elements already hold 0 (log: -inf)
             _store_column(tile, i, None, fill, y[r0 + i])
@@ -706,7 +713,7 @@ def _short_prob_grad_impl(x, mask, sc, dout, index_weighted, dx):
         r0 = t * _TILE
         tile, m, s, c, sj, cj, g64, y64 = _tile_buffers(x)
         nrows = _load_tile(x, mask, r0, tile)
-        _tile_state(tile, T(sc), m, s, c, sj, cj, index_weighted)
+        _tile_state(tile, T(sc), m, s, c, sj, cj, index_weighted, True)
         for i in range(_TILE):  # reuse the buffers: s <- total, sj <- g (working dtype)
             total = np.float64(s[i]) + c[i]
             d = dout[min(r0 + i, x.shape[0] - 1)]
@@ -717,7 +724,7 @@ def _short_prob_grad_impl(x, mask, sc, dout, index_weighted, dx):
         for j in range(tile.shape[0]):
             col = tile[j]
             for i in range(_TILE):
-                p = fast_exp(T(sc) * (col[i] - m[i])) / s[i]
+                p = col[i] / s[i]  # the tile holds the exponentials
                 if index_weighted:
                     w = T(g64[i] * np.float64(p) * (np.float64(j) - y64[i]))
                 else:
