@@ -1,0 +1,186 @@
+"""Peers: what a user would call instead of fastops, for each op and device.
+
+Every peer computes the same result as the fastops call of its case (reduction along the
+last axis, temperature 1) from the same input set. Peers are looked up only for modules that
+are installed (``importlib.util.find_spec``), and their modules are imported when a case is
+built, never at ``import fastops.bench``.
+
+Peer names (the columns of the report):
+
+- ``numpy``: the NumPy reference ``fastops.smooth.reference`` (the executable spec);
+- ``scipy``: ``scipy.special`` (CPU cases only);
+- ``torch``: PyTorch on the case's device (CPU tensors sharing memory with the NumPy input,
+  or CUDA tensors sharing memory with the CuPy input through DLPack); backward peers use
+  torch's own backward kernels (``torch._softmax_backward_data``) or the explicit formula
+  autograd would evaluate, without building a graph;
+- ``cupyx``: ``cupyx.scipy.special`` (GPU cases only);
+- ``numba``: the fastops CPU backend on a host copy of a GPU case's input, so the speed-up
+  in that column is "GPU over CPU".
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from functools import cache
+from typing import Any
+
+from .cases import Impl
+from .devices import installed, to_host
+
+PEER_NAMES: tuple[str, ...] = ("numpy", "scipy", "torch", "cupyx", "numba")
+
+#: The ops whose scipy.special / cupyx.scipy.special function has the same meaning.
+#: smooth_max at temperature 1 *is* logsumexp, which is what a SciPy user would call.
+_SCIPY_NAMES: dict[str, str] = {
+    "logsumexp": "logsumexp",
+    "smooth_max": "logsumexp",
+    "softmax": "softmax",
+    "log_softmax": "log_softmax",
+}
+
+
+def _host_args(args: tuple) -> tuple:
+    return tuple(to_host(a) for a in args)
+
+
+@cache
+def _torch_cuda() -> bool:
+    if not installed("torch"):
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _torch_forward(op: str) -> Callable[..., Any] | None:
+    import torch
+
+    if op in ("logsumexp", "smooth_max"):
+        return lambda x: torch.logsumexp(x, dim=-1)
+    if op == "softmax":
+        return lambda x: torch.softmax(x, dim=-1)
+    if op == "log_softmax":
+        return lambda x: torch.log_softmax(x, dim=-1)
+    if op == "soft_argmax":
+        return lambda x, j: torch.softmax(x, dim=-1) @ j
+    return None
+
+
+def _torch_backward(op: str) -> Callable[..., Any] | None:
+    import torch
+
+    if op == "logsumexp_backward":
+        return lambda a, out, dout: dout.unsqueeze(-1) * torch.exp(a - out.unsqueeze(-1))
+    if op == "softmax_backward":
+        if hasattr(torch, "_softmax_backward_data"):
+            return lambda y, dy: torch._softmax_backward_data(dy, y, -1, y.dtype)
+        return lambda y, dy: y * (dy - (y * dy).sum(-1, keepdim=True))
+    if op == "log_softmax_backward":
+        if hasattr(torch, "_log_softmax_backward_data"):
+            return lambda y, dy: torch._log_softmax_backward_data(dy, y, -1, y.dtype)
+        return lambda y, dy: dy - torch.exp(y) * dy.sum(-1, keepdim=True)
+    if op == "smooth_max_backward":
+        return lambda x, dout: dout.unsqueeze(-1) * torch.softmax(x, dim=-1)
+    if op == "soft_argmax_backward":
+
+        def soft_argmax_backward(x: Any, dout: Any, j: Any) -> Any:
+            p = torch.softmax(x, dim=-1)
+            y = p @ j
+            return dout.unsqueeze(-1) * p * (j - y.unsqueeze(-1))
+
+        return soft_argmax_backward
+    return None
+
+
+def _torch_peer(op: str, device: str) -> Impl | None:
+    if not installed("torch") or (device == "cuda" and not _torch_cuda()):
+        return None
+    fn = _torch_forward(op) or _torch_backward(op)
+    if fn is None:
+        return None
+    import torch
+
+    def prepare(args: tuple) -> tuple:
+        # Zero-copy views of the case's arrays: torch reads exactly the same memory.
+        if device == "cuda":
+            tensors = tuple(torch.from_dlpack(a) for a in args)
+        else:
+            tensors = tuple(torch.from_numpy(a) for a in args)
+        if op.startswith("soft_argmax"):
+            x = tensors[0]
+            tensors += (torch.arange(x.shape[-1], dtype=x.dtype, device=x.device),)
+        return tensors
+
+    return Impl(
+        name="torch",
+        label=f"torch {torch.__version__} ({'CUDA' if device == 'cuda' else 'CPU'})",
+        call=fn,
+        prepare=prepare,
+        clock="torch" if device == "cuda" else "host",
+    )
+
+
+def _scipy_peer(op: str, module: str, name: str, clock: str) -> Impl | None:
+    fname = _SCIPY_NAMES.get(op)
+    if fname is None or not installed(module.split(".")[0]):
+        return None
+    try:
+        special = importlib.import_module(f"{module}.special")
+    except ImportError:
+        return None
+    fn = getattr(special, fname, None)
+    if fn is None:  # e.g. an older cupyx without softmax
+        return None
+    return Impl(
+        name=name,
+        label=f"{module}.special.{fname}",
+        call=lambda x: fn(x, axis=-1),
+        clock=clock,
+        slow=name == "scipy",
+    )
+
+
+def peers_for(
+    op: str,
+    device: str,
+    fastops_call: Callable[..., Any],
+    reference_call: Callable[..., Any] | None,
+    wanted: Sequence[str] | None = None,
+) -> tuple[Impl, ...]:
+    """The peers of one op on ``device`` ("cpu" or "cuda") that are installed here.
+
+    ``fastops_call`` is the case's own call (reused on host copies as the ``numba`` peer of a
+    GPU case); ``reference_call`` the NumPy reference taking the same arguments. ``wanted``
+    restricts the peers by name (default: all of :data:`PEER_NAMES`).
+    """
+    wanted = PEER_NAMES if wanted is None else tuple(wanted)
+    on_gpu = device == "cuda"
+    peers: list[Impl | None] = []
+    if "numpy" in wanted and reference_call is not None:
+        peers.append(
+            Impl(
+                name="numpy",
+                label="fastops.smooth.reference (NumPy)",
+                call=reference_call,
+                prepare=_host_args if on_gpu else (lambda args: args),
+                slow=True,
+                warmup=0 if on_gpu else 1,
+            )
+        )
+    if "scipy" in wanted and not on_gpu:
+        peers.append(_scipy_peer(op, "scipy", "scipy", "host"))
+    if "torch" in wanted:
+        peers.append(_torch_peer(op, device))
+    if "cupyx" in wanted and on_gpu:
+        peers.append(_scipy_peer(op, "cupyx.scipy", "cupyx", "cupy"))
+    if "numba" in wanted and on_gpu:
+        peers.append(
+            Impl(
+                name="numba",
+                label="fastops numba backend (CPU) on a host copy",
+                call=fastops_call,
+                prepare=_host_args,
+            )
+        )
+    return tuple(p for p in peers if p is not None)

@@ -1,0 +1,296 @@
+"""Run benchmark cases: bandwidth first, then every case and its peers, as result rows.
+
+The runner knows nothing about presentation; ``report.py`` turns a :class:`BenchResult` into
+a table, JSON or a chart, and ``cli.py`` wires a progress bar to ``on_step``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import gc
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .cases import Case, Impl, get_cases
+from .devices import BENCH_BACKENDS, clear_input_cache, resolve_backends
+from .roofline import Bandwidth, measure_copy_bandwidth
+from .timing import Budget, Timing, measure
+
+#: Schema id written into the JSON; bump when a field changes meaning.
+SCHEMA = "fastops-bench/1"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to run and how long to spend on it, per size ("full", "quick", "tiny")."""
+
+    size: str
+    fastops_budget: Budget
+    peer_budget: Budget
+    #: the NumPy reference and SciPy: hundreds of ms per call on the big shapes
+    slow_peer_budget: Budget
+    bandwidth_bytes: int
+
+    @classmethod
+    def for_size(cls, size: str) -> Plan:
+        if size == "full":
+            return cls(size, Budget(50, 5, 2.0), Budget(20, 3, 1.0), Budget(5, 1, 1.0), 256 << 20)
+        if size == "quick":
+            # Numba compilation of the seven ops dominates --quick; keep the timing short.
+            return cls(size, Budget(10, 3, 0.3), Budget(5, 2, 0.3), Budget(3, 1, 0.3), 256 << 20)
+        if size == "tiny":
+            return cls(size, Budget(3, 1, 0.02), Budget(2, 1, 0.02), Budget(1, 1, 0.02), 4 << 20)
+        raise ValueError(f"Plan.for_size: size must be full, quick or tiny, got {size!r}")
+
+
+@dataclass
+class PeerResult:
+    name: str
+    label: str
+    timing: Timing | None = None
+    error: str | None = None
+
+    def speedup_over(self, fastops_s: float) -> float | None:
+        """How many times faster fastops is than this peer (None when not measured)."""
+        if self.timing is None or not self.timing.times or not fastops_s > 0:
+            return None
+        return self.timing.median / fastops_s
+
+    def to_json(self, fastops_s: float) -> dict[str, Any]:
+        out: dict[str, Any] = {"label": self.label}
+        if self.timing is not None:
+            out.update(self.timing.to_json())
+        out["speedup"] = self.speedup_over(fastops_s)
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+@dataclass
+class Row:
+    """The result of one case: fastops' timing against the roofline and the peers."""
+
+    case: Case
+    bandwidth: Bandwidth | None
+    timing: Timing | None = None
+    peers: list[PeerResult] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def time_s(self) -> float | None:
+        return self.timing.median if self.timing is not None and self.timing.times else None
+
+    @property
+    def gbps(self) -> float | None:
+        t = self.time_s
+        return self.case.nbytes / t / 1e9 if t else None
+
+    @property
+    def floor_s(self) -> float | None:
+        return self.bandwidth.floor_time(self.case.nbytes) if self.bandwidth else None
+
+    @property
+    def pct_of_copy(self) -> float | None:
+        """floor / time, in percent of the measured copy bandwidth."""
+        t, floor = self.time_s, self.floor_s
+        return 100.0 * floor / t if t and floor else None
+
+    def speedup(self, peer: str) -> float | None:
+        t = self.time_s
+        for p in self.peers:
+            if p.name == peer and t:
+                return p.speedup_over(t)
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        c = self.case
+        out: dict[str, Any] = {
+            "family": c.family,
+            "op": c.op,
+            "shape": list(c.shape),
+            "dtype": c.dtype,
+            "backend": c.backend,
+            "device": c.device,
+            "bytes": c.nbytes,
+            "time_s": self.time_s,
+            "GBps": self.gbps,
+            "floor_s": self.floor_s,
+            "pct_of_copy_bandwidth": self.pct_of_copy,
+        }
+        if self.timing is not None:
+            out["timing"] = self.timing.to_json()
+        t = self.time_s or float("nan")
+        out["peers"] = {p.name: p.to_json(t) for p in self.peers}
+        out["error"] = self.error
+        return out
+
+
+@dataclass
+class BenchResult:
+    """Everything one ``fastops bench`` run measured."""
+
+    size: str
+    backends: list[str]
+    skipped_backends: dict[str, str]
+    bandwidth: dict[str, Bandwidth]
+    rows: list[Row]
+    started: str
+    elapsed_s: float = 0.0
+    machine: dict[str, Any] = field(default_factory=dict)
+    argv: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "started": self.started,
+            "elapsed_s": self.elapsed_s,
+            "argv": self.argv,
+            "size": self.size,
+            "backends": self.backends,
+            "skipped_backends": self.skipped_backends,
+            "machine": self.machine,
+            "bandwidth": {dev: bw.to_json() for dev, bw in self.bandwidth.items()},
+            "rows": [r.to_json() for r in self.rows],
+        }
+
+
+StepFn = Callable[[str, bool], None]
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _error(exc: BaseException) -> str:
+    """``Type: message`` without the terminal colours Numba puts in its errors."""
+    return _ANSI.sub("", f"{type(exc).__name__}: {exc}").strip()
+
+
+def _free_device(device: str) -> None:
+    """Return cached GPU memory to the driver (host memory is freed by reference counting)."""
+    if device == "cuda":
+        import cupy
+
+        gc.collect()  # drop cycles still holding device arrays before emptying the pool
+        cupy.get_default_memory_pool().free_all_blocks()
+        cupy.get_default_pinned_memory_pool().free_all_blocks()
+        torch = sys.modules.get("torch")  # only if a torch peer already imported it
+        if torch is not None and torch.cuda.is_initialized():
+            torch.cuda.empty_cache()
+
+
+def _rotating(impl: Impl, sets: list[tuple]) -> Callable[[], Any]:
+    """A zero-argument step calling ``impl`` on its prepared input sets in turn."""
+    prepared = [impl.prepare(s) for s in sets]
+    state = [0]
+
+    def step() -> Any:
+        args = prepared[state[0]]
+        state[0] = (state[0] + 1) % len(prepared)
+        return impl.call(*args)
+
+    return step
+
+
+def run_case(
+    case: Case,
+    plan: Plan,
+    bandwidth: Bandwidth | None,
+    peers: Sequence[str] | None = None,
+    on_step: StepFn | None = None,
+) -> Row:
+    """Time one case (fastops, then each installed peer) and return its :class:`Row`.
+
+    Errors are recorded in the row rather than raised, so that one failing op or peer (a
+    missing function, GPU memory exhausted) does not lose the rest of a long run.
+    """
+    row = Row(case=case, bandwidth=bandwidth)
+    impls = case.peers(peers)
+    try:
+        if on_step:
+            on_step(f"{case.name}: inputs", False)
+        case.setup(warmup=False)
+        if on_step:
+            on_step(f"{case.name}: fastops", False)
+        # The warm-up call inside measure() compiles; its time is kept as "warmup_s".
+        row.timing = measure(case.run, clock=case.impl.clock, budget=plan.fastops_budget)
+    except Exception as exc:
+        row.error = _error(exc)
+    if row.error is None:
+        for impl in impls:
+            result = PeerResult(impl.name, impl.label)
+            if on_step:
+                on_step(f"{case.name}: {impl.name}", False)
+            try:
+                budget = plan.slow_peer_budget if impl.slow else plan.peer_budget
+                result.timing = measure(
+                    _rotating(impl, case.input_sets),
+                    clock=impl.clock,
+                    budget=budget,
+                    warmup=impl.warmup,
+                )
+            except Exception as exc:
+                result.error = _error(exc)
+            row.peers.append(result)
+            # Host copies and peer outputs of a GPU case can be gigabytes: free them now.
+            _free_device(case.device)
+    case.teardown()
+    _free_device(case.device)
+    if on_step:
+        on_step(case.name, True)
+    return row
+
+
+def run_bench(
+    size: str = "quick",
+    backend: str = "all",
+    families: Sequence[str] | None = None,
+    ops: Sequence[str] | None = None,
+    dtypes: Sequence[str] | None = None,
+    peers: Sequence[str] | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_step: StepFn | None = None,
+) -> BenchResult:
+    """Measure the copy bandwidth of each device, then run every selected case.
+
+    ``backend`` is "numba", "cupy" or "all" (every available one). ``on_start(total)`` is
+    called once the number of cases is known; ``on_step(description, case_done)`` before
+    each timed implementation and after each case (for a progress bar).
+    """
+    from .info import machine_info
+
+    t0 = time.perf_counter()
+    started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    plan = Plan.for_size(size)
+    run_backends, skipped = resolve_backends(backend)
+    cases = get_cases(size, run_backends, families=families, ops=ops, dtypes=dtypes)
+    if on_start:
+        on_start(len(cases))
+    bandwidth: dict[str, Bandwidth] = {}
+    for b in run_backends:
+        device = BENCH_BACKENDS[b]
+        if device not in bandwidth:
+            if on_step:
+                on_step(f"copy bandwidth ({device})", False)
+            # The GPU copy runs at TB/s: a larger array keeps the event overhead negligible.
+            nbytes = plan.bandwidth_bytes * (4 if device == "cuda" else 1)
+            bandwidth[device] = measure_copy_bandwidth(b, nbytes=nbytes)
+    rows = []
+    for case in cases:
+        rows.append(run_case(case, plan, bandwidth.get(case.device), peers, on_step))
+    clear_input_cache()
+    for device in bandwidth:
+        _free_device(device)
+    return BenchResult(
+        size=size,
+        backends=run_backends,
+        skipped_backends=skipped,
+        bandwidth=bandwidth,
+        rows=rows,
+        started=started,
+        elapsed_s=time.perf_counter() - t0,
+        machine=machine_info(run_backends),
+    )

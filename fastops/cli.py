@@ -1,0 +1,243 @@
+"""The ``fastops`` console script: ``fastops bench`` and ``fastops info``.
+
+Imports stay inside the subcommands so that ``fastops --help`` is instant and nothing
+(cupy, torch, rich, matplotlib) is imported before it is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+
+def _split(values: Sequence[str] | None) -> list[str] | None:
+    """``--op a,b --op c`` -> ``["a", "b", "c"]`` (None when not given)."""
+    if not values:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fastops", description="fastops: fused numerical kernels (Numba CPU, CuPy GPU)."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    bench = sub.add_parser(
+        "bench",
+        help="time every op against the measured copy bandwidth and against peers",
+        description=(
+            "Measure the copy bandwidth of each device, then time every op on every shape, "
+            "dtype and backend: median time, GB/s moved (inputs read once + outputs written "
+            "once), % of the copy bandwidth, and the speed-up over the NumPy reference, "
+            "scipy.special, torch, cupyx and (GPU rows) the CPU backend, where installed."
+        ),
+    )
+    bench.add_argument(
+        "--quick",
+        action="store_true",
+        help="a subset that runs in about a minute on a laptop CPU (compilation included): "
+        "the 7 main ops at (4096, 4096) float64 plus logsumexp at (1048576, 16) and "
+        "(8, 2097152) on the CPU; at (65536, 1024) float32 plus logsumexp at (16777216, 16) "
+        "and (64, 1048576) on the GPU",
+    )
+    bench.add_argument(
+        "--backend",
+        choices=("numba", "cupy", "all"),
+        default="all",
+        help="backend(s) to time; 'all' (default) = every backend available here",
+    )
+    bench.add_argument(
+        "--op",
+        action="append",
+        metavar="NAME",
+        help="only these ops (repeat or comma-separate); naming an op also times it in "
+        "--quick when --quick would leave it out",
+    )
+    bench.add_argument(
+        "--family", action="append", metavar="NAME", help="only these op families (default: all)"
+    )
+    bench.add_argument(
+        "--dtype", action="append", choices=("float32", "float64"), help="only these dtypes"
+    )
+    bench.add_argument(
+        "--peers",
+        metavar="LIST",
+        default=None,
+        help="comma-separated peers to time: numpy,scipy,torch,cupyx,numba (default: every "
+        "installed one; 'none' for fastops alone)",
+    )
+    bench.add_argument("--json", metavar="PATH", help="write machine info and every row as JSON")
+    bench.add_argument("--plot", metavar="PATH.png", help="write a PNG chart (needs matplotlib)")
+    bench.add_argument(
+        "--plain",
+        action="store_true",
+        help="plain-text table and progress even if rich is installed",
+    )
+    # Hidden: small arrays, so the test suite can run the whole command in seconds.
+    bench.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
+
+    info = sub.add_parser(
+        "info", help="backends, versions, GPU, Numba threading layer, compile-cache locations"
+    )
+    info.add_argument("--json", action="store_true", help="print the information as JSON")
+    return parser
+
+
+class _PlainProgress:
+    """Progress on stderr without rich: one line per finished case."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.done = 0
+
+    def start(self, total: int) -> None:
+        self.total = total
+
+    def step(self, description: str, case_done: bool) -> None:
+        if case_done:
+            self.done += 1
+            print(f"[{self.done}/{self.total}] {description}", file=sys.stderr, flush=True)
+
+
+def _bench(args: argparse.Namespace, argv: list[str]) -> int:
+    from fastops.bench import report
+    from fastops.bench.devices import installed, resolve_backends
+    from fastops.bench.runner import run_bench
+
+    if args.plot:
+        try:
+            report.check_plot_available()
+        except report.PlotUnavailable as exc:
+            print(f"fastops bench: error: {exc}", file=sys.stderr)
+            return 2
+    backends, skipped = resolve_backends(args.backend)
+    if not backends:
+        reasons = "; ".join(f"{b}: {r}" for b, r in skipped.items())
+        print(f"fastops bench: error: no backend to run ({reasons})", file=sys.stderr)
+        return 2
+    size = "tiny" if args.tiny else ("quick" if args.quick else "full")
+    peers = _split([args.peers]) if args.peers is not None else None
+    if peers == ["none"]:
+        peers = []
+    use_rich = installed("rich") and not args.plain
+    kwargs: dict[str, Any] = {
+        "size": size,
+        "backend": args.backend,
+        "families": _split(args.family),
+        "ops": _split(args.op),
+        "dtypes": args.dtype,
+        "peers": peers,
+    }
+    try:
+        if use_rich:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            with Progress(
+                TextColumn("[progress.description]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            ) as progress:
+                task = progress.add_task("fastops bench", total=None)
+
+                def step(description: str, case_done: bool) -> None:
+                    progress.update(task, description=description, advance=int(case_done))
+
+                result = run_bench(
+                    on_start=lambda n: progress.update(task, total=n), on_step=step, **kwargs
+                )
+        else:
+            plain = _PlainProgress()
+            result = run_bench(on_start=plain.start, on_step=plain.step, **kwargs)
+    except ValueError as exc:  # unknown op / family: a usage error, not a crash
+        print(f"fastops bench: error: {exc}", file=sys.stderr)
+        return 2
+    result.argv = ["fastops", *argv]
+    report.render(result, sys.stdout, use_rich=use_rich)
+    if args.json:
+        report.write_json(result, args.json)
+        print(f"wrote {args.json}")
+    if args.plot:
+        report.write_plot(result, args.plot)
+        print(f"wrote {args.plot}")
+    # A fastops failure (not a peer's) fails the command, so CI scripts notice.
+    return 1 if any(r.error for r in result.rows) else 0
+
+
+def _print_info(info: dict[str, Any]) -> None:
+    v = info["versions"]
+    print(f"fastops {info.get('fastops') or '(not installed: source tree)'}")
+    print(f"python {info['python']} on {info['platform']}")
+    print(f"CPU: {info['cpu']} ({info['logical_cpus']} logical CPUs)")
+    print("packages:")
+    for name, version in v.items():
+        print(f"  {name:<11} {version or 'not installed'}")
+    print("backends:")
+    backends = info["backends"]
+    if "error" in backends:
+        print(f"  fastops.backends() failed: {backends['error']}")
+    for name, b in backends.items():
+        if isinstance(b, dict):
+            state = "available" if b.get("available") else "unavailable"
+            extra = f" {b['version']}" if b.get("version") else ""
+            reason = f" ({b['reason']})" if b.get("reason") else ""
+            print(f"  {name:<6} {state}{extra}{reason}")
+    nt = info.get("numba_threading")
+    if nt:
+        layer = nt.get("layer") or f"none ({nt.get('layer_error')})"
+        print(
+            f"numba threading: layer {layer} (configured: {nt['configured_layer']}), "
+            f"{nt['num_threads']} threads (NUMBA_NUM_THREADS={nt['NUMBA_NUM_THREADS']})"
+        )
+    gpu = info["gpu"]
+    if gpu.get("available"):
+        print(
+            f"GPU {gpu['device']}/{gpu['device_count']}: {gpu['name']}, "
+            f"{gpu['memory_total_bytes'] / 2**30:.1f} GiB, compute capability "
+            f"{gpu['compute_capability']}, CUDA runtime {gpu['cuda_runtime']}, "
+            f"driver {gpu['cuda_driver']}"
+        )
+    else:
+        print(f"GPU: none ({gpu.get('reason')})")
+    caches = info["caches"]
+    if caches.get("numba"):
+        c = caches["numba"]
+        print(f"numba cache: {c['dir'] or c['source']}")
+    print(f"cupy kernel cache: {caches['cupy']['dir']} ({caches['cupy']['source']})")
+
+
+def _info(args: argparse.Namespace) -> int:
+    from fastops.bench.info import full_info
+
+    info = full_info()
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+    else:
+        _print_info(info)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fastops`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    if args.command == "bench":
+        return _bench(args, argv)
+    return _info(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
