@@ -77,7 +77,7 @@ def _softmax_parts(xs, keep, axes):
 def _finish(values: np.ndarray, axes, keepdims: bool, dtype: np.dtype) -> np.ndarray:
     if not keepdims:
         values = np.squeeze(values, axis=axes)
-    return np.asarray(values.astype(dtype, copy=False))
+    return values.astype(dtype, copy=False)[()]  # a NumPy scalar for 0-d results, as SciPy
 
 
 def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
