@@ -46,13 +46,13 @@ class _Rows:
     """A validated call: backend, array module, layout and the canonical (rows, n) input."""
 
     def __init__(self, func: str, x: Any, axis: Any, where: Any, backend: str,
-                 temperature: float = 1.0) -> None:
+                 temperature: float = 1.0, name: str = "x") -> None:
         self.func = func
         self.backend = backend
         self.xp = xp = array_module(backend)
         x = xp.asarray(x)
-        self.out_dtype = _checks.result_dtype(func, "x", x.dtype)
-        self.work_dtype = _checks.working_dtype(func, "x", x.dtype,
+        self.out_dtype = _checks.result_dtype(func, name, x.dtype)
+        self.work_dtype = _checks.working_dtype(func, name, x.dtype,
                                                 keep_float16=backend == "cupy")
         self.scale = 1.0 / _checks.positive_temperature(func, temperature)
         self.axes = _checks.normalize_axes(func, axis, x.ndim)
@@ -132,7 +132,7 @@ def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
     name = resolve_backend(func, (a, b, where), backend)
     if name == "numpy":
         return reference.logsumexp(a, axis, b, keepdims, return_sign, where=where)
-    call = _Rows(func, a, axis, where, name)
+    call = _Rows(func, a, axis, where, name, name="a")
     xp = call.xp
     b_rows = None
     if b is not None:
@@ -257,7 +257,7 @@ def logsumexp_backward(a: Any, out: Any, dout: Any, axis: Any = None, b: Any = N
     """
     func = "logsumexp_backward"
     name = resolve_backend(func, (a, out, dout, b, where), None)
-    call = _Rows(func, a, axis, where, name)
+    call = _Rows(func, a, axis, where, name, name="a")
     xp = call.xp
     out_rows = call.rows_arg("out", out, keepdims)
     dout_rows = call.rows_arg("dout", dout, keepdims)
@@ -277,7 +277,7 @@ def logsumexp_backward(a: Any, out: Any, dout: Any, axis: Any = None, b: Any = N
 def _softmax_backward(func: str, log: bool, y: Any, dy: Any, axis: Any, where: Any,
                       temperature: float) -> Any:
     name = resolve_backend(func, (y, dy, where), None)
-    call = _Rows(func, y, axis, where, name, temperature)
+    call = _Rows(func, y, axis, where, name, temperature, name="y")
     xp = call.xp
     dy = _checks.real_array(func, "dy", dy, xp)
     if tuple(dy.shape) != call.layout.shape:

@@ -170,7 +170,7 @@ _MANTISSA_MASK = (1 << 52) - 1
 _EXPONENT_ONE = 1023 << 52
 
 
-@numba.njit(fastmath=_FASTMATH, cache=True)
+@numba.njit(fastmath=_FASTMATH, cache=True, error_model="numpy")
 def fast_log1p(t):
     """log1p(t) for float64 t >= -1, vectorisable (the per-row finish of the short-row path).
 
@@ -240,12 +240,20 @@ def _fast_exp_overload(x):
 
 
 def _jit(func):
-    """Compile ``func`` twice, lazily: parallel, and serial (for the workqueue fallback)."""
-    options = {"cache": True, "fastmath": _FASTMATH, "nogil": True}
-    return (numba.njit(parallel=True, **options)(func), numba.njit(parallel=False, **options)(func))
+    """Compile ``func`` twice, lazily: parallel, and serial (for the workqueue fallback).
+
+    Only the parallel compilation is cached on disk: both would share one cache entry (same
+    function), so the serial one would load the parallel machine code and abort under
+    workqueue exactly as the fallback is meant to avoid.
+    """
+    # error_model="numpy": x / 0 gives inf/NaN as in NumPy (the parallel compilation's default)
+    # instead of raising ZeroDivisionError in the serial one.
+    options = {"fastmath": _FASTMATH, "nogil": True, "error_model": "numpy"}
+    return (numba.njit(parallel=True, cache=True, **options)(func),
+            numba.njit(parallel=False, cache=False, **options)(func))
 
 
-_inline = numba.njit(fastmath=_FASTMATH, cache=True)
+_inline = numba.njit(fastmath=_FASTMATH, cache=True, error_model="numpy")
 
 
 # --------------------------------------------------------------------------------------------
@@ -358,10 +366,12 @@ def _state(row, mrow, lo, hi, sc, with_index):
 @_inline
 def _lse_value(m, s, c, inv_sc):
     """(1/sc) log sum exp(sc v) from a state: -inf if empty, +inf if m is +inf, NaN if s is."""
+    if s != s:  # a kept NaN, even in a row that is otherwise all -inf
+        return np.nan
     if m == -np.inf:
         return -np.inf
     if m == np.inf:
-        return np.inf + s  # NaN when a NaN was summed, +inf otherwise
+        return np.inf
     return np.float64(m) + np.log1p(s + (c - 1.0)) * inv_sc
 
 
@@ -448,7 +458,7 @@ def _combine_states_impl(states, sc, row_state):
 
 _reduce_rows = _jit(_reduce_rows_impl)
 _segment_states = _jit(_segment_states_impl)
-_combine_states = numba.njit(cache=True, nogil=True)(_combine_states_impl)
+_combine_states = numba.njit(cache=True, nogil=True, error_model="numpy")(_combine_states_impl)
 
 
 # --------------------------------------------------------------------------------------------
@@ -473,12 +483,12 @@ def _write_softmax(row, mrow, sc, m, s, c, log, yrow):
     T = row.dtype.type
     ninf = T(-np.inf)
     fill = ninf if log else T(0.0)
+    if m == T(np.inf) or s != s:  # a kept +inf or NaN (checked first: NaN beats all -inf)
+        _nan_kept(mrow, fill, yrow)
+        return
     if m == ninf:  # empty or all -inf row: all 0 (log: all -inf)
         for k in range(yrow.size):
             yrow[k] = fill
-        return
-    if m == T(np.inf) or s != s:  # a kept +inf or NaN: the kept elements are NaN
-        _nan_kept(mrow, fill, yrow)
         return
     if log:
         sc64 = np.float64(sc)
@@ -519,12 +529,12 @@ def _write_prob_grad(row, mrow, offset, sc, m, s, c, dout, y_mean, index_weighte
     T = row.dtype.type
     ninf = T(-np.inf)
     zero = T(0.0)
+    if m == T(np.inf) or s != s:  # a kept +inf or NaN (checked first: NaN beats all -inf)
+        _nan_kept(mrow, zero, dxrow)
+        return
     if m == ninf:  # empty or all -inf row: no gradient
         for k in range(dxrow.size):
             dxrow[k] = zero
-        return
-    if m == T(np.inf) or s != s:
-        _nan_kept(mrow, zero, dxrow)
         return
     inv_total = T(1.0 / (s + c))  # a product per element instead of a division (_write_softmax)
     g = T(dout)
@@ -934,14 +944,13 @@ def _row_state(x: np.ndarray, mask, sc: float, nseg: int, with_index: bool) -> n
     return row_state
 
 
-def _finish_rows(row_state: np.ndarray, sc: float, kind: str, dtype) -> np.ndarray:
-    m, s, c, sj, cj = row_state.T
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if kind == "lse":
-            out = np.where(np.isfinite(m), m + np.log1p(s + (c - 1.0)) / sc, m + s)
-        else:
-            out = np.where(np.isfinite(m), (sj + cj) / (s + c), np.nan)
-    return out.astype(dtype)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _finish_rows(row_state, sc, with_index, out):
+    """Per-row results from merged states (the split path): the same finish as the kernels."""
+    inv_sc = 1.0 / sc
+    for r in range(row_state.shape[0]):
+        m, s, c, sj, cj = row_state[r]
+        out[r] = _argmax_value(m, s, c, sj, cj) if with_index else _lse_value(m, s, c, inv_sc)
 
 
 # --------------------------------------------------------------------------------------------
@@ -952,9 +961,10 @@ def _finish_rows(row_state: np.ndarray, sc: float, kind: str, dtype) -> np.ndarr
 def lse(x: np.ndarray, mask: np.ndarray | None, scale: float) -> np.ndarray:
     """(1/scale) * logsumexp(scale * x) per row over the kept elements."""
     nseg = _segments(*x.shape)
-    if nseg > 1:
-        return _finish_rows(_row_state(x, mask, scale, nseg, False), scale, "lse", x.dtype)
     out = np.empty(x.shape[0], x.dtype)
+    if nseg > 1:
+        _finish_rows(_row_state(x, mask, scale, nseg, False), scale, False, out)
+        return out
     with _Launch() as variant:
         if x.shape[1] <= _SHORT_ROW:
             _short_reduce[variant](x, mask, scale, False, out)
@@ -966,9 +976,10 @@ def lse(x: np.ndarray, mask: np.ndarray | None, scale: float) -> np.ndarray:
 def soft_argmax(x: np.ndarray, mask: np.ndarray | None, scale: float) -> np.ndarray:
     """sum_j j * softmax(scale * x)_j per row (0-based j)."""
     nseg = _segments(*x.shape)
-    if nseg > 1:
-        return _finish_rows(_row_state(x, mask, scale, nseg, True), scale, "argmax", x.dtype)
     out = np.empty(x.shape[0], x.dtype)
+    if nseg > 1:
+        _finish_rows(_row_state(x, mask, scale, nseg, True), scale, True, out)
+        return out
     with _Launch() as variant:
         if x.shape[1] <= _SHORT_ROW:
             _short_reduce[variant](x, mask, scale, True, out)
@@ -991,9 +1002,9 @@ def softmax(x: np.ndarray, mask: np.ndarray | None, scale: float, log: bool) -> 
     """softmax (or log_softmax) of scale * x per row; masked elements 0 (log: -inf)."""
     y = np.empty_like(x)
     nseg = _segments(*x.shape)
+    row_state = _row_state(x, mask, scale, nseg, False) if nseg > 1 else None
     with _Launch() as variant:
-        if nseg > 1:
-            row_state = _row_state(x, mask, scale, nseg, False)
+        if row_state is not None:
             _softmax_segments[variant](x, mask, scale, log, nseg, row_state, y)
         elif x.shape[1] <= _SHORT_ROW:
             _short_softmax[variant](x, mask, scale, log, y)
@@ -1006,9 +1017,9 @@ def _prob_grad(x, mask, scale, dout, index_weighted):
     dx = np.empty_like(x)
     dout = dout.astype(np.float64)
     nseg = _segments(*x.shape)
+    row_state = _row_state(x, mask, scale, nseg, index_weighted) if nseg > 1 else None
     with _Launch() as variant:
-        if nseg > 1:
-            row_state = _row_state(x, mask, scale, nseg, index_weighted)
+        if row_state is not None:
             _prob_grad_segments[variant](x, mask, scale, dout, index_weighted, nseg, row_state,
                                          dx)
         elif x.shape[1] <= _SHORT_ROW:

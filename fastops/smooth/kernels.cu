@@ -458,8 +458,10 @@ template <typename T> struct SoftmaxOp {
     const A sum = st.s + st.c, lsum = st.log_sum();
     walk<T, true>(x + off, (const T*)0, mask ? mask + off : mask, y + off, n, g, G,
                   [&](long long, A v, A, bool keep) {
-                    if (!keep || empty) return fill;
+                    // bad before empty: a NaN in an otherwise all -inf row makes it NaN
+                    if (!keep) return fill;
                     if (bad) return Lim<A>::nan();
+                    if (empty) return fill;
                     const A z = fo_mul(sc, v) - m;  // exactly 0 at the max (same rounding)
                     return lg ? z - lsum : fo_exp(z) / sum;
                   });
@@ -493,8 +495,9 @@ template <typename T> struct SmoothMaxBackwardOp {
     const A sum = st.s + st.c;
     walk<T, true>(x + off, (const T*)0, mask ? mask + off : mask, dx + off, n, g, G,
                   [&](long long, A v, A, bool keep) {
-                    if (!keep || empty) return A(0);
-                    if (bad) return Lim<A>::nan();
+                    if (!keep) return A(0);
+                    if (bad) return Lim<A>::nan();  // before empty: NaN in an all -inf row
+                    if (empty) return A(0);
                     return gd * (fo_exp(fo_mul(sc, v) - m) / sum);
                   });
   }
@@ -523,12 +526,14 @@ template <typename T> struct SoftArgmaxBackwardOp {
                                          long long G) const {
     const long long off = row * n;
     const A sc = scale, m = st.m, s = st.s;
-    const bool empty = st.m == -Lim<A>::inf(), bad = !empty && !st.is_defined();
+    // A NaN (s is NaN) or a kept +inf makes the row NaN, even when every other value is -inf.
+    const bool bad = !(s == s) || st.m == Lim<A>::inf(), empty = st.m == -Lim<A>::inf();
     const A ymean = st.t / s, gs = dout[row] * sc;
     walk<T, true>(x + off, (const T*)0, mask ? mask + off : mask, dx + off, n, g, G,
                   [&](long long j, A v, A, bool keep) {
-                    if (!keep || empty) return A(0);
-                    if (bad) return Lim<A>::nan();
+                    if (!keep) return A(0);
+                    if (bad) return Lim<A>::nan();  // before empty: NaN in an all -inf row
+                    if (empty) return A(0);
                     const A p = fo_exp(fo_mul(sc, v) - m) / s;
                     return gs * p * (A(j) - ymean);
                   });

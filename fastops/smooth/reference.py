@@ -22,10 +22,11 @@ from .. import _checks
 _F64 = np.float64
 
 
-def _prepare(func: str, x: Any, axis: Any, where: Any, temperature: float = 1.0):
+def _prepare(func: str, x: Any, axis: Any, where: Any, temperature: float = 1.0,
+             name: str = "x"):
     """Validate; return (x as float64, axes, keep mask, result dtype, temperature)."""
     x = np.asarray(x)
-    out_dtype = _checks.result_dtype(func, "x", x.dtype)
+    out_dtype = _checks.result_dtype(func, name, x.dtype)
     tau = _checks.positive_temperature(func, temperature)
     axes = _checks.normalize_axes(func, axis, x.ndim)
     keep = np.ones(x.shape, bool) if where is None else \
@@ -84,7 +85,7 @@ def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
               return_sign: bool = False, *, where: Any = None) -> Any:
     """Reference ``log(sum(b * exp(a)))`` over ``axis`` (see fastops.logsumexp)."""
     func = "logsumexp"
-    xs, axes, keep, out_dtype, _ = _prepare(func, a, axis, where)
+    xs, axes, keep, out_dtype, _ = _prepare(func, a, axis, where, name="a")
     if b is None:
         result = _lse_rows(xs, keep, axes)
         sign = np.where(np.isnan(result), np.nan, np.where(result == -np.inf, 0.0, 1.0))
@@ -195,7 +196,7 @@ def logsumexp_backward(a: Any, out: Any, dout: Any, axis: Any = None, b: Any = N
                        keepdims: bool = False, *, where: Any = None) -> Any:
     """Reference gradient of ``logsumexp`` w.r.t. ``a``: ``dout * b * exp(a - out)``."""
     func = "logsumexp_backward"
-    xs, axes, keep, out_dtype, _ = _prepare(func, a, axis, where)
+    xs, axes, keep, out_dtype, _ = _prepare(func, a, axis, where, name="a")
     out_r = _reduced_arg(func, "out", out, xs.shape, axes, keepdims)
     dout_r = _reduced_arg(func, "dout", dout, xs.shape, axes, keepdims)
     if b is None:
@@ -214,7 +215,7 @@ def softmax_backward(y: Any, dy: Any, axis: Any = -1, *, where: Any = None,
                      temperature: float = 1.0) -> Any:
     """Reference gradient of ``softmax`` given its output ``y``: ``(y/τ)(dy - <dy, y>)``."""
     func = "softmax_backward"
-    ys, axes, keep, out_dtype, tau = _prepare(func, y, axis, where, temperature)
+    ys, axes, keep, out_dtype, tau = _prepare(func, y, axis, where, temperature, name="y")
     dys = _same_shape(func, dy, ys.shape)
     with np.errstate(invalid="ignore"):
         dot = np.sum(np.where(keep, ys * dys, 0.0), axis=axes, keepdims=True)
@@ -229,7 +230,7 @@ def log_softmax_backward(y: Any, dy: Any, axis: Any = -1, *, where: Any = None,
     Elements equal to -inf (masked or -inf inputs) neither receive nor pass gradient.
     """
     func = "log_softmax_backward"
-    ys, axes, keep, out_dtype, tau = _prepare(func, y, axis, where, temperature)
+    ys, axes, keep, out_dtype, tau = _prepare(func, y, axis, where, temperature, name="y")
     dys = _same_shape(func, dy, ys.shape)
     live = keep & (ys != -np.inf)
     with np.errstate(invalid="ignore"):

@@ -1,0 +1,133 @@
+"""Shared fixtures: the backend every smooth test runs on, and moving arrays to and from it.
+
+The markers ``gpu`` and ``slow`` are registered in pyproject.toml, not here. The cupy backend
+carries the ``gpu`` marker and is skipped where ``fastops.backends()`` says CuPy cannot run
+(no CuPy, or no CUDA device); everywhere else the same test body runs on every backend.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import numpy as np
+import pytest
+
+# Keep Numba's on-disk cache out of the repository when the caller did not choose a place
+# (must be set before numba is imported by fastops' first kernel call).
+os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/numba-cache-tests")
+
+import fastops  # noqa: E402
+from fastops.smooth import reference  # noqa: E402
+
+FORWARD = ("logsumexp", "softmax", "log_softmax", "smooth_max", "soft_argmax")
+BACKWARD = (
+    "logsumexp_backward",
+    "softmax_backward",
+    "log_softmax_backward",
+    "smooth_max_backward",
+    "soft_argmax_backward",
+)
+PUBLIC_OPS = FORWARD + BACKWARD
+
+
+@functools.cache
+def cupy_status() -> tuple[bool, str]:
+    """(available, reason) of the cupy backend, as fastops.backends() reports it."""
+    info = fastops.backends()["cupy"]
+    return bool(info["available"]), str(info["reason"])
+
+
+def cupy_available() -> bool:
+    return cupy_status()[0]
+
+
+def _cupy_param(value: Any = "cupy", **kwargs: Any) -> Any:
+    available, reason = cupy_status()
+    return pytest.param(
+        value,
+        marks=[pytest.mark.gpu, pytest.mark.skipif(not available, reason=f"cupy: {reason}")],
+        **kwargs,
+    )
+
+
+#: Parameter list for ``@pytest.mark.parametrize("backend_name", BACKEND_PARAMS)``.
+BACKEND_PARAMS = [pytest.param("numba"), pytest.param("numpy"), _cupy_param()]
+#: The CPU backends only (layouts CuPy cannot hold, such as big-endian arrays).
+CPU_BACKEND_PARAMS = [pytest.param("numba"), pytest.param("numpy")]
+
+
+class Backend:
+    """One backend: how to put arrays on its device, call an op there, and read results back.
+
+    ``numba``: NumPy arrays, default dispatch. ``numpy``: NumPy arrays, ``backend="numpy"`` for
+    the forward ops (which takes the reference path) and the reference module itself for the
+    backward ops (they have no ``backend=`` argument). ``cupy``: CuPy arrays, default dispatch.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        if name == "cupy":
+            import cupy
+
+            self.xp = cupy
+        else:
+            self.xp = np
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name!r})"
+
+    @property
+    def array_type(self) -> type:
+        return self.xp.ndarray
+
+    def asarray(self, value: Any) -> Any:
+        """A host array (or None, or a scalar) on this backend's device; views stay views."""
+        if self.name == "cupy" and isinstance(value, np.ndarray):
+            return self.xp.asarray(value)
+        return value
+
+    def asnumpy(self, value: Any) -> Any:
+        """A result of this backend as a NumPy array (tuples element by element)."""
+        if isinstance(value, tuple):
+            return tuple(self.asnumpy(v) for v in value)
+        if self.name == "cupy" and isinstance(value, self.xp.ndarray):
+            return self.xp.asnumpy(value)
+        return value
+
+    def function(self, op: str) -> Any:
+        """The callable that runs ``op`` on this backend (arguments already on the device)."""
+        if self.name == "numpy":
+            if op in FORWARD:
+                return functools.partial(getattr(fastops, op), backend="numpy")
+            return getattr(reference, op)
+        return getattr(fastops, op)
+
+    def call(self, op: str, *args: Any, **kwargs: Any) -> Any:
+        """Move array arguments to the device, run ``op``, return the raw (device) result."""
+        args = tuple(self.asarray(a) for a in args)
+        kwargs = {k: self.asarray(v) for k, v in kwargs.items()}
+        return self.function(op)(*args, **kwargs)
+
+    def run(self, op: str, *args: Any, **kwargs: Any) -> Any:
+        """``call`` and bring the result back to the host."""
+        return self.asnumpy(self.call(op, *args, **kwargs))
+
+
+@pytest.fixture(params=BACKEND_PARAMS)
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """Every backend: numba, numpy (the reference path) and cupy (gpu marker, skipped here)."""
+    return Backend(request.param)
+
+
+@pytest.fixture(params=CPU_BACKEND_PARAMS)
+def cpu_backend(request: pytest.FixtureRequest) -> Backend:
+    """The two CPU backends (for layouts that only NumPy arrays can have)."""
+    return Backend(request.param)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    """A seeded generator: every test draws the same numbers on every run."""
+    return np.random.default_rng(20240611)
