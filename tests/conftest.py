@@ -18,18 +18,10 @@ import pytest
 # (must be set before numba is imported by fastops' first kernel call).
 os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/numba-cache-tests")
 
+from smooth._support import FORWARD  # noqa: E402
+
 import fastops  # noqa: E402
 from fastops.smooth import reference  # noqa: E402
-
-FORWARD = ("logsumexp", "softmax", "log_softmax", "smooth_max", "soft_argmax")
-BACKWARD = (
-    "logsumexp_backward",
-    "softmax_backward",
-    "log_softmax_backward",
-    "smooth_max_backward",
-    "soft_argmax_backward",
-)
-PUBLIC_OPS = FORWARD + BACKWARD
 
 
 @functools.cache

@@ -171,15 +171,8 @@ def smooth_max(x: Any, axis: Any = -1, *, temperature: float = 1.0, where: Any =
     >>> round(float(fastops.smooth_max(np.array([1.0, 3.0]), temperature=0.1)), 12)
     3.000000000206
     """
-    func = "smooth_max"
-    name = resolve_backend(func, (x, where), backend)
-    if name == "numpy":
-        return reference.smooth_max(x, axis, temperature=temperature, where=where,
-                                    keepdims=keepdims)
-    call = _Rows(func, x, axis, where, name, temperature)
-    if call.empty:
-        return call.full_reduction(-np.inf, keepdims)
-    return call.reduction(_kernels(name).lse(call.x, call.mask, call.scale), keepdims)
+    return _temperature_reduction("smooth_max", "lse", -np.inf, x, axis, temperature, where,
+                                  keepdims, backend)
 
 
 def soft_argmax(x: Any, axis: Any = -1, *, temperature: float = 1.0, where: Any = None,
@@ -193,15 +186,23 @@ def soft_argmax(x: Any, axis: Any = -1, *, temperature: float = 1.0, where: Any 
     >>> round(float(fastops.soft_argmax(np.array([2.0, 1, 4, 5, 3]))), 12)  # post: 3.7336...
     2.733639662883
     """
-    func = "soft_argmax"
+    return _temperature_reduction("soft_argmax", "soft_argmax", np.nan, x, axis, temperature,
+                                  where, keepdims, backend)
+
+
+def _temperature_reduction(func: str, kernel: str, empty_value: float, x: Any, axis: Any,
+                           temperature: float, where: Any, keepdims: bool,
+                           backend: str | None) -> Any:
+    """smooth_max / soft_argmax: a per-row kernel of x/τ; ``empty_value`` for empty rows."""
     name = resolve_backend(func, (x, where), backend)
     if name == "numpy":
-        return reference.soft_argmax(x, axis, temperature=temperature, where=where,
-                                     keepdims=keepdims)
+        return getattr(reference, func)(x, axis, temperature=temperature, where=where,
+                                        keepdims=keepdims)
     call = _Rows(func, x, axis, where, name, temperature)
     if call.empty:
-        return call.full_reduction(np.nan, keepdims)
-    return call.reduction(_kernels(name).soft_argmax(call.x, call.mask, call.scale), keepdims)
+        return call.full_reduction(empty_value, keepdims)
+    kernel_fn = getattr(_kernels(name), kernel)
+    return call.reduction(kernel_fn(call.x, call.mask, call.scale), keepdims)
 
 
 def _softmax(func: str, log: bool, x: Any, axis: Any, where: Any, temperature: float,

@@ -958,34 +958,30 @@ def _finish_rows(row_state, sc, with_index, out):
 # --------------------------------------------------------------------------------------------
 
 
-def lse(x: np.ndarray, mask: np.ndarray | None, scale: float) -> np.ndarray:
-    """(1/scale) * logsumexp(scale * x) per row over the kept elements."""
+def _reduce(x: np.ndarray, mask: np.ndarray | None, scale: float, with_index: bool
+            ) -> np.ndarray:
+    """lse (with_index False) or soft_argmax (True) per row, on the path the shape calls for."""
     nseg = _segments(*x.shape)
     out = np.empty(x.shape[0], x.dtype)
     if nseg > 1:
-        _finish_rows(_row_state(x, mask, scale, nseg, False), scale, False, out)
+        _finish_rows(_row_state(x, mask, scale, nseg, with_index), scale, with_index, out)
         return out
     with _Launch() as variant:
         if x.shape[1] <= _SHORT_ROW:
-            _short_reduce[variant](x, mask, scale, False, out)
+            _short_reduce[variant](x, mask, scale, with_index, out)
         else:
-            _reduce_rows[variant](x, mask, scale, False, out)
+            _reduce_rows[variant](x, mask, scale, with_index, out)
     return out
+
+
+def lse(x: np.ndarray, mask: np.ndarray | None, scale: float) -> np.ndarray:
+    """(1/scale) * logsumexp(scale * x) per row over the kept elements."""
+    return _reduce(x, mask, scale, False)
 
 
 def soft_argmax(x: np.ndarray, mask: np.ndarray | None, scale: float) -> np.ndarray:
     """sum_j j * softmax(scale * x)_j per row (0-based j)."""
-    nseg = _segments(*x.shape)
-    out = np.empty(x.shape[0], x.dtype)
-    if nseg > 1:
-        _finish_rows(_row_state(x, mask, scale, nseg, True), scale, True, out)
-        return out
-    with _Launch() as variant:
-        if x.shape[1] <= _SHORT_ROW:
-            _short_reduce[variant](x, mask, scale, True, out)
-        else:
-            _reduce_rows[variant](x, mask, scale, True, out)
-    return out
+    return _reduce(x, mask, scale, True)
 
 
 def lse_weighted(x: np.ndarray, b: np.ndarray, mask: np.ndarray | None
