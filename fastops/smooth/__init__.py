@@ -74,6 +74,18 @@ class _Rows:
         _checks.broadcastable(self.func, name, arr.shape, self.layout.reduced_shape(keepdims))
         return self.layout.row_values(self.xp, arr, keepdims, self.row_dtype)
 
+    def weights_arg(self, b: Any, dtype: Any) -> Any:
+        """logsumexp's ``b`` checked and broadcast to the input, as ``(rows, n)`` of ``dtype``;
+        None when not given or when there are no rows to compute."""
+        if b is None:
+            return None
+        weights = _checks.real_array(self.func, "b", b, self.xp)
+        _checks.broadcastable(self.func, "b", weights.shape, self.layout.shape)
+        if self.empty:
+            return None
+        return self.layout.to_rows(self.xp, self.xp.broadcast_to(weights, self.layout.shape),
+                                   dtype)
+
     def reduction(self, rows1d: Any, keepdims: bool) -> Any:
         """A per-row result in the reduced shape; a NumPy scalar for 0-d results, as NumPy and
         SciPy return (CuPy keeps 0-d arrays, as CuPy does)."""
@@ -134,13 +146,7 @@ def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
         return reference.logsumexp(a, axis, b, keepdims, return_sign, where=where)
     call = _Rows(func, a, axis, where, name, name="a")
     xp = call.xp
-    b_rows = None
-    if b is not None:
-        bw = _checks.real_array(func, "b", b, xp)
-        _checks.broadcastable(func, "b", bw.shape, call.layout.shape)
-        if not call.empty:
-            b_rows = call.layout.to_rows(xp, xp.broadcast_to(bw, call.layout.shape),
-                                         call.row_dtype)
+    b_rows = call.weights_arg(b, call.row_dtype)
     if call.empty:
         out = call.full_reduction(-np.inf, keepdims)
         return (out, xp.zeros_like(out)) if return_sign else out
@@ -259,16 +265,9 @@ def logsumexp_backward(a: Any, out: Any, dout: Any, axis: Any = None, b: Any = N
     func = "logsumexp_backward"
     name = resolve_backend(func, (a, out, dout, b, where), None)
     call = _Rows(func, a, axis, where, name, name="a")
-    xp = call.xp
     out_rows = call.rows_arg("out", out, keepdims)
     dout_rows = call.rows_arg("dout", dout, keepdims)
-    b_rows = None
-    if b is not None:
-        bw = _checks.real_array(func, "b", b, xp)
-        _checks.broadcastable(func, "b", bw.shape, call.layout.shape)
-        if not call.empty:
-            b_rows = call.layout.to_rows(xp, xp.broadcast_to(bw, call.layout.shape),
-                                         call.work_dtype)
+    b_rows = call.weights_arg(b, call.work_dtype)
     if call.empty:
         return call.full_like_input(0.0)
     dx = _kernels(name).lse_backward(call.x, b_rows, call.mask, out_rows, dout_rows)
