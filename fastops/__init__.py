@@ -5,6 +5,14 @@ lives. Importing fastops compiles nothing and never imports CuPy.
 """
 
 from ._dispatch import backends
+from .orthogonality import (
+    orthogonality_penalties_and_grads,
+    orthogonality_penalty,
+    orthogonality_penalty_and_grad,
+    som_penalty,
+    som_penalty_and_grad,
+    spectral_norm,
+)
 from .smooth import (
     log_softmax,
     log_softmax_backward,
@@ -26,10 +34,16 @@ __all__ = [
     "log_softmax_backward",
     "logsumexp",
     "logsumexp_backward",
+    "orthogonality_penalties_and_grads",
+    "orthogonality_penalty",
+    "orthogonality_penalty_and_grad",
     "smooth_max",
     "smooth_max_backward",
     "soft_argmax",
     "soft_argmax_backward",
     "softmax",
     "softmax_backward",
+    "som_penalty",
+    "som_penalty_and_grad",
+    "spectral_norm",
 ]

@@ -75,15 +75,51 @@ def normalize_axes(func: str, axis: Any, ndim: int, *, allow_none: bool = True) 
     return tuple(sorted(axes))
 
 
+def real_number(func: str, name: str, value: Any, *, positive: bool = False,
+                nonnegative: bool = False) -> float:
+    """``value`` as a finite float (TypeError if it is not a real number, ValueError if it is
+    not finite, or not > 0 with ``positive``, or not >= 0 with ``nonnegative``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real | np.floating | np.integer):
+        raise TypeError(f"{func}: {name} must be a real number; got {value!r}")
+    result = float(value)
+    if positive and not (math.isfinite(result) and result > 0.0):
+        raise ValueError(f"{func}: {name} must be a finite number > 0; got {value!r}")
+    if nonnegative and not (math.isfinite(result) and result >= 0.0):
+        raise ValueError(f"{func}: {name} must be a finite number >= 0; got {value!r}")
+    if not math.isfinite(result):
+        raise ValueError(f"{func}: {name} must be a finite number; got {value!r}")
+    return result
+
+
 def positive_temperature(func: str, temperature: Any) -> float:
     """``temperature`` as a float, which must be finite and > 0."""
-    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real | np.floating
-                                                         | np.integer):
-        raise TypeError(f"{func}: temperature must be a real number; got {temperature!r}")
-    value = float(temperature)
-    if not (math.isfinite(value) and value > 0.0):
-        raise ValueError(f"{func}: temperature must be a finite number > 0; got {temperature!r}")
+    return real_number(func, "temperature", temperature, positive=True)
+
+
+def positive_int(func: str, name: str, value: Any) -> int:
+    """``value`` as an int >= 1 (TypeError for non-integers, ValueError for values < 1)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{func}: {name} must be an int >= 1; got {value!r}")
+    if int(value) < 1:
+        raise ValueError(f"{func}: {name} must be an int >= 1; got {value!r}")
+    return int(value)
+
+
+def one_of(func: str, name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """``value``, which must be one of the strings ``choices`` (ValueError listing them)."""
+    if not isinstance(value, str) or value not in choices:
+        listed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{func}: {name} must be one of {listed}; got {value!r}")
     return value
+
+
+def matrix_stack(func: str, name: str, arr: Any, what: str = "(..., d, k)") -> None:
+    """Raise ValueError unless ``arr`` has at least two dimensions (a stack of matrices)."""
+    if arr.ndim < 2:
+        raise ValueError(
+            f"{func}: {name} must have at least 2 dimensions, shape {what}; "
+            f"got shape {tuple(arr.shape)}"
+        )
 
 
 def broadcastable(func: str, name: str, shape: tuple[int, ...], target: tuple[int, ...]) -> None:

@@ -1,4 +1,4 @@
-"""Shared fixtures: the backend every smooth test runs on, and moving arrays to and from it.
+"""Shared fixtures: the backend every test runs on, and moving arrays to and from it.
 
 The markers ``gpu`` and ``slow`` are registered in pyproject.toml, not here. The cupy backend
 carries the ``gpu`` marker and is skipped where ``fastops.backends()`` says CuPy cannot run
@@ -8,6 +8,7 @@ carries the ``gpu`` marker and is skipped where ``fastops.backends()`` says CuPy
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 from typing import Any
 
@@ -18,10 +19,8 @@ import pytest
 # (must be set before numba is imported by fastops' first kernel call).
 os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/numba-cache-tests")
 
-from smooth._support import FORWARD  # noqa: E402
-
 import fastops  # noqa: E402
-from fastops.smooth import reference  # noqa: E402
+from fastops.smooth import reference as smooth_reference  # noqa: E402
 
 
 @functools.cache
@@ -54,8 +53,9 @@ class Backend:
     """One backend: how to put arrays on its device, call an op there, and read results back.
 
     ``numba``: NumPy arrays, default dispatch. ``numpy``: NumPy arrays, ``backend="numpy"`` for
-    the forward ops (which takes the reference path) and the reference module itself for the
-    backward ops (they have no ``backend=`` argument). ``cupy``: CuPy arrays, default dispatch.
+    the ops that take it (the reference path) and the smooth reference module itself for the
+    smooth backward ops (they have no ``backend=`` argument). ``cupy``: CuPy arrays, default
+    dispatch.
     """
 
     def __init__(self, name: str) -> None:
@@ -90,11 +90,12 @@ class Backend:
 
     def function(self, op: str) -> Any:
         """The callable that runs ``op`` on this backend (arguments already on the device)."""
+        fn = getattr(fastops, op)
         if self.name == "numpy":
-            if op in FORWARD:
-                return functools.partial(getattr(fastops, op), backend="numpy")
-            return getattr(reference, op)
-        return getattr(fastops, op)
+            if "backend" in inspect.signature(fn).parameters:
+                return functools.partial(fn, backend="numpy")
+            return getattr(smooth_reference, op)  # the smooth backward ops take no backend=
+        return fn
 
     def call(self, op: str, *args: Any, **kwargs: Any) -> Any:
         """Move array arguments to the device, run ``op``, return the raw (device) result."""

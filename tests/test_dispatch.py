@@ -13,12 +13,21 @@ import numpy as np
 import pytest
 
 import fastops
+import fastops.orthogonality as orthogonality_mod
 import fastops.smooth as smooth_mod
 
 ROOT = Path(__file__).resolve().parents[1]
 FORWARD = ("logsumexp", "softmax", "log_softmax", "smooth_max", "soft_argmax")
 BACKWARD = tuple(f"{op}_backward" for op in FORWARD)
-PUBLIC_OPS = FORWARD + BACKWARD
+ORTHOGONALITY_OPS = (
+    "orthogonality_penalty",
+    "orthogonality_penalty_and_grad",
+    "orthogonality_penalties_and_grads",
+    "som_penalty",
+    "som_penalty_and_grad",
+    "spectral_norm",
+)
+PUBLIC_OPS = FORWARD + BACKWARD + ORTHOGONALITY_OPS
 _CUPY = fastops.backends()["cupy"]
 NO_GPU = pytest.mark.skipif(not _CUPY["available"], reason=f"cupy: {_CUPY['reason']}")
 
@@ -48,6 +57,13 @@ ALL_CPU_CALLS = """
     fastops.smooth_max_backward(x, np.ones(2))
     fastops.soft_argmax_backward(x, np.ones(2))
     fastops.softmax(x, backend="numpy")
+    W = np.random.default_rng(0).standard_normal((2, 6, 4))
+    for kind in ("frobenius", "offdiag", "spectral"):
+        fastops.orthogonality_penalty_and_grad(W, kind)
+        fastops.orthogonality_penalty(np.swapaxes(W, -1, -2), kind)
+    fastops.orthogonality_penalties_and_grads([W, W[0]], "offdiag")
+    fastops.som_penalty_and_grad(W)
+    fastops.spectral_norm(W, np.ones((2, 6)))
 """
 
 
@@ -94,6 +110,7 @@ def test_import_compiles_nothing():
     code = """
         import numba
         import fastops
+        import fastops.orthogonality.cpu as ortho_cpu
         import fastops.smooth.cpu as cpu
 
         def dispatchers(module):
@@ -103,12 +120,12 @@ def test_import_compiles_nothing():
                     if isinstance(item, numba.core.dispatcher.Dispatcher):
                         yield name, item
 
-        found = list(dispatchers(cpu))
-        assert len(found) >= 10, [n for n, _ in found]
-        compiled = [name for name, d in found if d.signatures]
-        assert not compiled, f"compiled at import: {compiled}"
+        for module, least in ((cpu, 10), (ortho_cpu, 8)):
+            found = list(dispatchers(module))
+            assert len(found) >= least, [n for n, _ in found]
+            compiled = [name for name, d in found if d.signatures]
+            assert not compiled, f"compiled at import: {compiled}"
         assert cpu._reduce_rows[0].signatures == []
-        print(len(found))
     """
     proc = _run_python(code)
     assert proc.returncode == 0, proc.stderr
@@ -118,9 +135,10 @@ def test_import_fastops_does_not_load_kernels():
     code = """
         import sys
         import fastops
-        assert "fastops.smooth.cpu" not in sys.modules or not any(
-            d.signatures for d in vars(sys.modules["fastops.smooth.cpu"]).values()
-            if hasattr(d, "signatures"))
+        for name in ("fastops.smooth.cpu", "fastops.orthogonality.cpu"):
+            assert name not in sys.modules or not any(
+                d.signatures for d in vars(sys.modules[name]).values()
+                if hasattr(d, "signatures"))
         assert "cupy" not in sys.modules
     """
     proc = _run_python(code)
@@ -137,7 +155,8 @@ def test_public_names():
     public = {n for n in dir(fastops) if not n.startswith("_")
               and not isinstance(getattr(fastops, n), type(sys))}
     assert public == expected, public ^ expected
-    assert set(smooth_mod.__all__) == set(PUBLIC_OPS)
+    assert set(smooth_mod.__all__) == set(FORWARD + BACKWARD)
+    assert set(orthogonality_mod.__all__) == {"KINDS", *ORTHOGONALITY_OPS}
 
 
 def test_backends_dict():

@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 
 import fastops
+import fastops.orthogonality
 import fastops.smooth
 
 
-@pytest.mark.parametrize("module", [fastops.smooth, fastops._dispatch], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [fastops.smooth, fastops.orthogonality, fastops._dispatch],
+                         ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, extraglobs={"np": np, "fastops": fastops},
                              optionflags=doctest.NORMALIZE_WHITESPACE, verbose=False)

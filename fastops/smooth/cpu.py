@@ -30,17 +30,13 @@ machine code on disk for the next process); importing this module compiles nothi
 
 from __future__ import annotations
 
-import threading
-
 import numba
 import numpy as np
 from llvmlite import ir
 from numba import prange, types
 from numba.extending import intrinsic, overload
 
-# Reassociation and contraction only: enough for LLVM to vectorise reductions, while keeping
-# IEEE inf/NaN semantics (no nnan/ninf). Tests compare against float64 references.
-_FASTMATH = {"reassoc", "contract"}
+from .._numba import FASTMATH, Launch, inline, jit_pair
 
 # Elements per block of the one-pass walk. 256 float64 are 2 KiB: the block's second read (the
 # exponentials, after its max) hits L1, and 256 is long enough that the per-block rescale is
@@ -173,7 +169,7 @@ _MANTISSA_MASK = (1 << 52) - 1
 _EXPONENT_ONE = 1023 << 52
 
 
-@numba.njit(fastmath=_FASTMATH, cache=True, error_model="numpy")
+@numba.njit(fastmath=FASTMATH, cache=True, error_model="numpy")
 def fast_log1p(t):
     """log1p(t) for float64 t >= -1, vectorisable (the per-row finish of the short-row path).
 
@@ -233,7 +229,7 @@ def fast_exp(x):  # pragma: no cover - replaced by the overload inside jitted co
     return np.exp(x)
 
 
-@overload(fast_exp, jit_options={"fastmath": _FASTMATH})
+@overload(fast_exp, jit_options={"fastmath": FASTMATH})
 def _fast_exp_overload(x):
     if x == types.float32:
         return _exp32
@@ -242,21 +238,6 @@ def _fast_exp_overload(x):
     return None
 
 
-def _jit(func):
-    """Compile ``func`` twice, lazily: parallel, and serial (for the workqueue fallback).
-
-    Only the parallel compilation is cached on disk: both would share one cache entry (same
-    function), so the serial one would load the parallel machine code and abort under
-    workqueue exactly as the fallback is meant to avoid.
-    """
-    # error_model="numpy": x / 0 gives inf/NaN as in NumPy (the parallel compilation's default)
-    # instead of raising ZeroDivisionError in the serial one.
-    options = {"fastmath": _FASTMATH, "nogil": True, "error_model": "numpy"}
-    return (numba.njit(parallel=True, cache=True, **options)(func),
-            numba.njit(parallel=False, cache=False, **options)(func))
-
-
-_inline = numba.njit(fastmath=_FASTMATH, cache=True, error_model="numpy")
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,7 +258,7 @@ _inline = numba.njit(fastmath=_FASTMATH, cache=True, error_model="numpy")
 # mask-free specialisation when it is None (branches on a None *argument* are pruned).
 
 
-@_inline
+@inline
 def _value(row, mrow, k, ninf):
     """Element k of a row (or block), or -inf when masked out."""
     if mrow is None:
@@ -285,7 +266,7 @@ def _value(row, mrow, k, ninf):
     return row[k] if mrow[k] else ninf
 
 
-@_inline
+@inline
 def _block_max(row, mrow, ninf):
     bm = ninf
     for k in range(row.size):
@@ -293,17 +274,17 @@ def _block_max(row, mrow, ninf):
     return bm
 
 
-@_inline
+@inline
 def _mask_row(mask, r):
     return None if mask is None else mask[r]
 
 
-@_inline
+@inline
 def _mask_block(mrow, lo, hi):
     return None if mrow is None else mrow[lo:hi]
 
 
-@_inline
+@inline
 def _state(row, mrow, lo, hi, sc, with_index):
     """State of row[lo:hi]; sc (the scale, in the row's dtype) multiplies v - m.
 
@@ -366,7 +347,7 @@ def _state(row, mrow, lo, hi, sc, with_index):
     return m, s, c, sj, cj
 
 
-@_inline
+@inline
 def _lse_value(m, s, c, inv_sc):
     """(1/sc) log sum exp(sc v) from a state: -inf if empty, +inf if m is +inf, NaN if s is."""
     if s != s:  # a kept NaN, even in a row that is otherwise all -inf
@@ -378,7 +359,7 @@ def _lse_value(m, s, c, inv_sc):
     return np.float64(m) + np.log1p(s + (c - 1.0)) * inv_sc
 
 
-@_inline
+@inline
 def _argmax_value(m, s, c, sj, cj):
     """sum j p_j from a state: NaN for empty rows and rows holding +inf."""
     if m == -np.inf or m == np.inf:
@@ -386,7 +367,7 @@ def _argmax_value(m, s, c, sj, cj):
     return (sj + cj) / (s + c)
 
 
-@_inline
+@inline
 def _segment_bounds(t, nseg, n):
     """(row, lo, hi) of task t when each row of length n is cut into nseg segments."""
     seg = (n + nseg - 1) // nseg
@@ -459,8 +440,8 @@ def _combine_states_impl(states, sc, row_state):
         row_state[r, 4] = cj
 
 
-_reduce_rows = _jit(_reduce_rows_impl)
-_segment_states = _jit(_segment_states_impl)
+_reduce_rows = jit_pair(_reduce_rows_impl)
+_segment_states = jit_pair(_segment_states_impl)
 _combine_states = numba.njit(cache=True, nogil=True, error_model="numpy")(_combine_states_impl)
 
 
@@ -472,7 +453,7 @@ _combine_states = numba.njit(cache=True, nogil=True, error_model="numpy")(_combi
 # of the float64 reference; exp itself stays in the working dtype (a product, no cancellation).
 
 
-@_inline
+@inline
 def _nan_kept(mrow, fill, orow):
     """NaN at the kept elements of a row, fill at the masked-out ones."""
     T = orow.dtype.type
@@ -480,7 +461,7 @@ def _nan_kept(mrow, fill, orow):
         orow[j] = T(np.nan) if (mrow is None or mrow[j]) else fill
 
 
-@_inline
+@inline
 def _write_softmax(row, mrow, sc, m, s, c, log, yrow):
     """softmax (or log_softmax) of a row (segment) into yrow, given the whole row's state."""
     T = row.dtype.type
@@ -523,7 +504,7 @@ def _softmax_segments_impl(x, mask, sc, log, nseg, row_state, y):
                        T(row_state[r, 0]), row_state[r, 1], row_state[r, 2], log, y[r, lo:hi])
 
 
-@_inline
+@inline
 def _write_prob_grad(row, mrow, offset, sc, m, s, c, dout, y_mean, index_weighted, dxrow):
     """dout * p (smooth_max) or dout * sc * p * (j - y_mean) (soft_argmax), p = softmax.
 
@@ -573,10 +554,10 @@ def _prob_grad_segments_impl(x, mask, sc, dout, index_weighted, nseg, row_state,
                          T(m), s, c, dout[r], y_mean, index_weighted, dx[r, lo:hi])
 
 
-_softmax_rows = _jit(_softmax_rows_impl)
-_softmax_segments = _jit(_softmax_segments_impl)
-_prob_grad_rows = _jit(_prob_grad_rows_impl)
-_prob_grad_segments = _jit(_prob_grad_segments_impl)
+_softmax_rows = jit_pair(_softmax_rows_impl)
+_softmax_segments = jit_pair(_softmax_segments_impl)
+_prob_grad_rows = jit_pair(_prob_grad_rows_impl)
+_prob_grad_segments = jit_pair(_prob_grad_segments_impl)
 
 
 # --------------------------------------------------------------------------------------------
@@ -593,7 +574,7 @@ _SHORT_ROW = 64
 _TILE = 64
 
 
-@_inline
+@inline
 def _load_tile(x, mask, r0, tile):
     """tile[j, i] = x[r0 + i, j], or -inf where masked out or past the last row."""
     ninf = x.dtype.type(-np.inf)
@@ -609,19 +590,19 @@ def _load_tile(x, mask, r0, tile):
     return nrows
 
 
-@_inline
+@inline
 def _mask_rows(mask, lo, hi):
     return None if mask is None else mask[lo:hi].ravel()
 
 
-@_inline
+@inline
 def _transpose_into(block, mblock, n, nrows, ninf, flat_tile):
     for i in range(nrows):
         for j in range(n):
             flat_tile[j * _TILE + i] = _value(block, mblock, i * n + j, ninf)
 
 
-@_inline
+@inline
 def _tile_state(tile, sc, m, s, c, sj, cj, with_index, store_exp):
     """Per tile row i: m[i], s_lt[i], c_eq[i] (and index sums when with_index), as _state.
 
@@ -669,7 +650,7 @@ def _tile_state(tile, sc, m, s, c, sj, cj, with_index, store_exp):
         cj[i] = zero if m[i] == ninf else cj[i]
 
 
-@_inline
+@inline
 def _tile_buffers(x):
     """The (n, _TILE) tile, five per-row buffers in the working dtype and two in float64."""
     tile = np.empty((x.shape[1], _TILE), x.dtype)
@@ -678,7 +659,7 @@ def _tile_buffers(x):
     return tile, stats[0], stats[1], stats[2], stats[3], stats[4], wide[0], wide[1]
 
 
-@_inline
+@inline
 def _fix_bad_rows(mask, r0, nrows, m, s, fill, out):
     """Rows holding a kept +inf or NaN: NaN at the kept elements, fill at the masked ones."""
     T = out.dtype.type
@@ -687,7 +668,7 @@ def _fix_bad_rows(mask, r0, nrows, m, s, fill, out):
             _nan_kept(_mask_row(mask, r0 + i), fill, out[r0 + i])
 
 
-@_inline
+@inline
 def _store_tile(tile, mask, r0, nrows, fill, out):
     """out[r0 + i, j] = tile[j, i] at kept elements, fill at masked-out ones (flat indices,
     as in _load_tile)."""
@@ -695,7 +676,7 @@ def _store_tile(tile, mask, r0, nrows, fill, out):
                     out[r0:r0 + nrows].ravel())
 
 
-@_inline
+@inline
 def _transpose_from(flat_tile, mblock, n, nrows, fill, block):
     for i in range(nrows):
         for j in range(n):
@@ -785,9 +766,9 @@ def _short_prob_grad_impl(x, mask, sc, dout, index_weighted, dx):
         _fix_bad_rows(mask, r0, nrows, m, s, zero, dx)
 
 
-_short_reduce = _jit(_short_reduce_impl)
-_short_softmax = _jit(_short_softmax_impl)
-_short_prob_grad = _jit(_short_prob_grad_impl)
+_short_reduce = jit_pair(_short_reduce_impl)
+_short_softmax = jit_pair(_short_softmax_impl)
+_short_prob_grad = jit_pair(_short_prob_grad_impl)
 
 
 # --------------------------------------------------------------------------------------------
@@ -795,7 +776,7 @@ _short_prob_grad = _jit(_short_prob_grad_impl)
 # --------------------------------------------------------------------------------------------
 
 
-@_inline
+@inline
 def _lse_backward_row(row, mrow, brow, o, d, dxrow):
     T = row.dtype.type
     ninf = T(-np.inf)
@@ -818,7 +799,7 @@ def _lse_backward_impl(x, b, mask, out, dout, dx):
         _lse_backward_row(x[r], _mask_row(mask, r), brow, out[r], dout[r], dx[r])
 
 
-@_inline
+@inline
 def _softmax_backward_row(yrow, dyrow, mrow, sc64, log, dxrow):
     T = yrow.dtype.type
     ninf = T(-np.inf)
@@ -851,8 +832,8 @@ def _softmax_backward_impl(y, dy, mask, sc, log, dx):
         _softmax_backward_row(y[r], dy[r], _mask_row(mask, r), sc, log, dx[r])
 
 
-_lse_backward_rows = _jit(_lse_backward_impl)
-_softmax_backward_rows = _jit(_softmax_backward_impl)
+_lse_backward_rows = jit_pair(_lse_backward_impl)
+_softmax_backward_rows = jit_pair(_softmax_backward_impl)
 
 
 def _lse_weighted_impl(x, b, mask, out, sign):
@@ -910,43 +891,12 @@ def _lse_weighted_impl(x, b, mask, out, sign):
                 sign[r] = np.sign(total)
 
 
-_lse_weighted_rows = _jit(_lse_weighted_impl)
+_lse_weighted_rows = jit_pair(_lse_weighted_impl)
 
 
 # --------------------------------------------------------------------------------------------
 # Launch helpers
 # --------------------------------------------------------------------------------------------
-
-# Numba's workqueue threading layer aborts the process when two threads launch parallel kernels
-# at once; where it is the active layer, a caller that finds another parallel launch in flight
-# runs the serial compilation instead. tbb and omp are thread-safe and never take this path.
-_PARALLEL_LOCK = threading.Lock()
-
-
-class _Launch:
-    """Context manager choosing the parallel or serial compilation of a kernel pair."""
-
-    def __init__(self) -> None:
-        self.locked = False
-
-    def __enter__(self) -> int:
-        # Until a parallel kernel has run the layer is unknown: be as careful as for workqueue.
-        if _active_layer() in (None, "workqueue"):
-            self.locked = _PARALLEL_LOCK.acquire(blocking=False)
-            return 0 if self.locked else 1
-        return 0
-
-    def __exit__(self, *exc: object) -> None:
-        if self.locked:
-            _PARALLEL_LOCK.release()
-
-
-def _active_layer() -> str | None:
-    try:
-        return numba.threading_layer()
-    except ValueError:  # no parallel kernel has run yet: the layer is not chosen
-        return None
-
 
 def _segments(rows: int, n: int) -> int:
     """How many segments to cut each row into so that every thread has work."""
@@ -959,7 +909,7 @@ def _segments(rows: int, n: int) -> int:
 def _row_state(x: np.ndarray, mask, sc: float, nseg: int, with_index: bool) -> np.ndarray:
     """Per-row (m, s, c, sj, cj) as float64 (rows, 5), computed over nseg segments per row."""
     states = np.empty((x.shape[0], nseg, 5), np.float64)
-    with _Launch() as variant:
+    with Launch() as variant:
         _segment_states[variant](x, mask, sc, nseg, with_index, states)
     row_state = np.empty((x.shape[0], 5), np.float64)
     _combine_states(states, sc, row_state)
@@ -988,7 +938,7 @@ def _reduce(x: np.ndarray, mask: np.ndarray | None, scale: float, with_index: bo
     if nseg > 1:
         _finish_rows(_row_state(x, mask, scale, nseg, with_index), scale, with_index, out)
         return out
-    with _Launch() as variant:
+    with Launch() as variant:
         if x.shape[1] <= _SHORT_ROW:
             _short_reduce[variant](x, mask, scale, with_index, out)
         else:
@@ -1011,7 +961,7 @@ def lse_weighted(x: np.ndarray, b: np.ndarray, mask: np.ndarray | None
     """log|sum b exp(x)| and its sign per row, SciPy semantics."""
     out = np.empty(x.shape[0], np.float64)
     sign = np.empty(x.shape[0], np.float64)
-    with _Launch() as variant:
+    with Launch() as variant:
         _lse_weighted_rows[variant](x, b, mask, out, sign)
     return out.astype(x.dtype), sign.astype(x.dtype)
 
@@ -1021,7 +971,7 @@ def softmax(x: np.ndarray, mask: np.ndarray | None, scale: float, log: bool) -> 
     y = np.empty_like(x)
     nseg = _segments(*x.shape)
     row_state = _row_state(x, mask, scale, nseg, False) if nseg > 1 else None
-    with _Launch() as variant:
+    with Launch() as variant:
         if row_state is not None:
             _softmax_segments[variant](x, mask, scale, log, nseg, row_state, y)
         elif x.shape[1] <= _SHORT_ROW:
@@ -1036,7 +986,7 @@ def _prob_grad(x, mask, scale, dout, index_weighted):
     dout = dout.astype(np.float64)
     nseg = _segments(*x.shape)
     row_state = _row_state(x, mask, scale, nseg, index_weighted) if nseg > 1 else None
-    with _Launch() as variant:
+    with Launch() as variant:
         if row_state is not None:
             _prob_grad_segments[variant](x, mask, scale, dout, index_weighted, nseg, row_state,
                                          dx)
@@ -1063,7 +1013,7 @@ def lse_backward(x: np.ndarray, b: np.ndarray | None, mask: np.ndarray | None,
                  out: np.ndarray, dout: np.ndarray) -> np.ndarray:
     """dout * b * exp(x - out); 0 where masked, b == 0, x == -inf or out == -inf."""
     dx = np.empty_like(x)
-    with _Launch() as variant:
+    with Launch() as variant:
         _lse_backward_rows[variant](x, b, mask, out.astype(x.dtype), dout.astype(x.dtype), dx)
     return dx
 
@@ -1072,6 +1022,6 @@ def softmax_backward(y: np.ndarray, dy: np.ndarray, mask: np.ndarray | None, sca
                      log: bool) -> np.ndarray:
     """Gradient of softmax (log=False) or log_softmax (log=True) given the output y."""
     dx = np.empty_like(y)
-    with _Launch() as variant:
+    with Launch() as variant:
         _softmax_backward_rows[variant](y, dy, mask, scale, log, dx)
     return dx

@@ -1,0 +1,77 @@
+"""Numba helpers shared by the CPU kernels of every op family.
+
+- :data:`FASTMATH`: the only fast-math flags fastops uses (reassociation and contraction, never
+  ``nnan``/``ninf``, which would break the inf/NaN rules of semantics.md).
+- :func:`jit_pair`: a kernel compiled twice, lazily: parallel (cached on disk) and serial.
+- :class:`Launch`: picks which of the pair to run, so that concurrent callers never abort
+  Numba's workqueue threading layer.
+- :data:`inline`: the decorator of the small helpers kernels call.
+
+Importing this module imports Numba but compiles nothing; only the ``cpu.py`` modules import it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numba
+
+# Reassociation and contraction only: enough for LLVM to vectorise reductions, while keeping
+# IEEE inf/NaN semantics (no nnan/ninf). Tests compare against float64 references.
+FASTMATH = {"reassoc", "contract"}
+
+# error_model="numpy": x / 0 gives inf/NaN as in NumPy (the parallel compilation's default)
+# instead of raising ZeroDivisionError in the serial one.
+_OPTIONS = {"fastmath": FASTMATH, "nogil": True, "error_model": "numpy"}
+
+inline = numba.njit(fastmath=FASTMATH, cache=True, error_model="numpy")
+
+
+def jit_pair(func: Callable[..., Any]) -> tuple[Any, Any]:
+    """Compile ``func`` twice, lazily: parallel, and serial (for the workqueue fallback).
+
+    Index the pair with the variant :class:`Launch` yields. Only the parallel compilation is
+    cached on disk: both would share one cache entry (same function), so the serial one would
+    load the parallel machine code and abort under workqueue exactly as the fallback is meant
+    to avoid.
+    """
+    return (numba.njit(parallel=True, cache=True, **_OPTIONS)(func),
+            numba.njit(parallel=False, cache=False, **_OPTIONS)(func))
+
+
+# Numba's workqueue threading layer aborts the process when two threads launch parallel kernels
+# at once; where it is the active layer, a caller that finds another parallel launch in flight
+# runs the serial compilation instead. tbb and omp are thread-safe and never take this path.
+_PARALLEL_LOCK = threading.Lock()
+
+
+class Launch:
+    """Context manager choosing the parallel (0) or serial (1) compilation of a kernel pair::
+
+        with Launch() as variant:
+            kernel[variant](...)
+    """
+
+    def __init__(self) -> None:
+        self.locked = False
+
+    def __enter__(self) -> int:
+        # Until a parallel kernel has run the layer is unknown: be as careful as for workqueue.
+        if active_layer() in (None, "workqueue"):
+            self.locked = _PARALLEL_LOCK.acquire(blocking=False)
+            return 0 if self.locked else 1
+        return 0
+
+    def __exit__(self, *exc: object) -> None:
+        if self.locked:
+            _PARALLEL_LOCK.release()
+
+
+def active_layer() -> str | None:
+    """Numba's threading layer, or None before the first parallel kernel has run."""
+    try:
+        return numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet: the layer is not chosen
+        return None

@@ -1,0 +1,304 @@
+"""Numba (CPU) kernels of the orthogonality family: the passes around the BLAS GEMMs.
+
+The interface (names, arguments, results) is ``BACKEND_INTERFACE.md`` beside this file; the
+GEMMs themselves are NumPy's (``numpy.matmul``, OpenBLAS or MKL, batched over the leading axis)
+and are called by ``__init__.py``. What runs here is every pass over memory that the math needs
+besides them, each fused into one walk:
+
+- ``gram_reduce``: one read of the Gram matrix computes the penalty's sums and, for the
+  gradient, overwrites the Gram with the scaled, masked ``A`` the gradient GEMM multiplies by
+  (so no second m x m matrix is ever allocated or written).
+- ``som_normalize`` / ``som_backward``: the tanh, column normalisation and their backward.
+
+Rows (or row chunks) run in parallel (``prange``); inner loops walk contiguous 1-D views so
+that LLVM vectorises them. Every sum is accumulated in float64 (the passes are memory-bound,
+so the conversion costs nothing measurable, and it keeps float32 sums over 16M entries exact
+to about 1e-16 instead of losing 3 to 4 digits).
+
+Everything compiles lazily on the first call per dtype (``cache=True`` keeps the machine code
+on disk for the next process); importing this module compiles nothing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import prange
+
+from .._numba import Launch, jit_pair
+
+_DIAG_MODES = {"minus_one": 0, "zero": 1, "keep": 2}
+
+# Columns per task of the column reductions: 512 float64 accumulators are 4 KiB, which stay in
+# L1 while the task walks down the rows.
+_CHUNK_COLS = 512
+# Tasks per thread of the row-chunked reductions: a few, so that uneven chunks balance out.
+_TASKS_PER_THREAD = 4
+
+
+# --------------------------------------------------------------------------------------------
+# Kernels
+# --------------------------------------------------------------------------------------------
+
+
+def _gram_reduce_impl(G, mode, scale, write, sumsq_rows, total_rows):
+    """Per row i of every matrix: sums of A_ij^2 and A_ij; optionally G[i] <- scale * A[i].
+
+    The diagonal entry is handled apart from the two off-diagonal runs, so that A = G - I is
+    never formed as (sum of G^2) - G_ii^2 + (G_ii - 1)^2, which would cancel catastrophically
+    for the nearly orthogonal W that training produces.
+    """
+    B, m = G.shape[0], G.shape[1]
+    for idx in prange(B * m):
+        b = idx // m
+        i = idx - b * m
+        row = G[b, i]
+        left = row[:i]
+        right = row[i + 1:]
+        s2 = 0.0
+        s1 = 0.0
+        for j in range(left.size):
+            v = np.float64(left[j])
+            s2 += v * v
+            s1 += v
+        for j in range(right.size):
+            v = np.float64(right[j])
+            s2 += v * v
+            s1 += v
+        g = np.float64(row[i])
+        if mode == 0:
+            a = g - 1.0
+        elif mode == 1:
+            a = 0.0
+        else:
+            a = g
+        sumsq_rows[idx] = s2 + a * a
+        total_rows[idx] = s1 + a
+        if write:
+            sc = scale[b]
+            for j in range(row.size):
+                row[j] = sc * row[j]
+            row[i] = sc * a
+
+
+def _column_sqnorms_impl(W, out):
+    """out[b, i] = sum_r W[b, r, i]^2; tasks of _CHUNK_COLS columns walk down the rows."""
+    B, d, k = W.shape
+    nchunk = (k + _CHUNK_COLS - 1) // _CHUNK_COLS
+    for idx in prange(B * nchunk):
+        b = idx // nchunk
+        c0 = (idx - b * nchunk) * _CHUNK_COLS
+        c1 = min(c0 + _CHUNK_COLS, k)
+        acc = np.zeros(c1 - c0)
+        for r in range(d):
+            seg = W[b, r, c0:c1]
+            for j in range(seg.size):
+                v = np.float64(seg[j])
+                acc[j] += v * v
+        out[b, c0:c1] = acc
+
+
+def _offdiag_correct_impl(grad, W, coef):
+    """grad[b, r, :] -= coef[b, :] * W[b, r, :], one row per task."""
+    B, d = W.shape[0], W.shape[1]
+    for idx in prange(B * d):
+        b = idx // d
+        r = idx - b * d
+        g = grad[b, r]
+        w = W[b, r]
+        c = coef[b]
+        for j in range(g.size):
+            g[j] = g[j] - c[j] * np.float64(w[j])
+
+
+def _som_columns_impl(Y, gamma, T, partial, rows_per_chunk):
+    """T = tanh(gamma * Y) (stored), and per row chunk the column sums of the stored T^2 (in
+    float64: the norms are those of the rounded T, so that a one-row column normalises to
+    exactly +-1, as in the float64 reference)."""
+    B, n = Y.shape[0], Y.shape[1]
+    nchunk = partial.shape[1]
+    for idx in prange(B * nchunk):
+        b = idx // nchunk
+        a0 = (idx - b * nchunk) * rows_per_chunk
+        a1 = min(a0 + rows_per_chunk, n)
+        acc = partial[b, idx - b * nchunk]
+        for a in range(a0, a1):
+            y = Y[b, a]
+            t = T[b, a]
+            for i in range(y.size):
+                t[i] = math.tanh(gamma * np.float64(y[i]))
+                v = np.float64(t[i])
+                acc[i] += v * v
+
+
+def _som_scale_impl(T, guarded, rowsum):
+    """In place T[b, a, :] /= guarded[b, :] (T becomes Yhat; a division, not a product with the
+    reciprocal, so that x / |x| is exactly +-1); rowsum[b, a] = sum of the stored row."""
+    B, n = T.shape[0], T.shape[1]
+    for idx in prange(B * n):
+        b = idx // n
+        a = idx - b * n
+        t = T[b, a]
+        g = guarded[b]
+        acc = 0.0
+        for i in range(t.size):
+            t[i] = t[i] / g[i]
+            acc += np.float64(t[i])
+        rowsum[b, a] = acc
+
+
+def _som_dot_impl(Yhat, P, rowsum, diag, c1, c2, partial, rows_per_chunk):
+    """Per row chunk, the column sums of Yhat * Ybar (Ybar formed on the fly, never stored)."""
+    B, n = Yhat.shape[0], Yhat.shape[1]
+    nchunk = partial.shape[1]
+    for idx in prange(B * nchunk):
+        b = idx // nchunk
+        a0 = (idx - b * nchunk) * rows_per_chunk
+        a1 = min(a0 + rows_per_chunk, n)
+        acc = partial[b, idx - b * nchunk]
+        dg = diag[b]
+        k1 = c1[b]
+        k2 = c2[b]
+        for a in range(a0, a1):
+            yh = Yhat[b, a]
+            p = P[b, a]
+            r = rowsum[b, a]
+            for i in range(yh.size):
+                y = np.float64(yh[i])
+                ybar = k1 * (r - y) + k2 * (np.float64(p[i]) - y * dg[i])
+                acc[i] += y * ybar
+
+
+def _som_grad_impl(Yhat, P, rowsum, diag, dot, norms, inv_live, c1, c2, gamma):
+    """P[b, a, i] <- dY: column-normalisation backward, then tanh backward (in P's buffer)."""
+    B, n = Yhat.shape[0], Yhat.shape[1]
+    for idx in prange(B * n):
+        b = idx // n
+        a = idx - b * n
+        yh = Yhat[b, a]
+        p = P[b, a]
+        r = rowsum[b, a]
+        dg = diag[b]
+        dt = dot[b]
+        nr = norms[b]
+        iv = inv_live[b]
+        k1 = c1[b]
+        k2 = c2[b]
+        for i in range(yh.size):
+            y = np.float64(yh[i])
+            ybar = k1 * (r - y) + k2 * (np.float64(p[i]) - y * dg[i])
+            t = y * nr[i]  # tanh(gamma * Y) recovered from Yhat and the column norm
+            p[i] = gamma * (1.0 - t * t) * ((ybar - y * dt[i]) * iv[i])
+
+
+def _normalize_rows_impl(V, eps, out, norms):
+    """norms[b] = ||V[b]||, out[b] = V[b] / max(norms[b], eps)."""
+    for b in prange(V.shape[0]):
+        v = V[b]
+        o = out[b]
+        s = 0.0
+        for j in range(v.size):
+            x = np.float64(v[j])
+            s += x * x
+        nrm = math.sqrt(s)
+        norms[b] = nrm
+        inv = 1.0 / max(nrm, eps)
+        for j in range(v.size):
+            o[j] = v[j] * inv
+
+
+_gram_reduce_rows = jit_pair(_gram_reduce_impl)
+_column_sqnorms = jit_pair(_column_sqnorms_impl)
+_offdiag_correct = jit_pair(_offdiag_correct_impl)
+_som_columns = jit_pair(_som_columns_impl)
+_som_scale = jit_pair(_som_scale_impl)
+_som_dot = jit_pair(_som_dot_impl)
+_som_grad = jit_pair(_som_grad_impl)
+_normalize_rows = jit_pair(_normalize_rows_impl)
+
+
+def _row_chunks(B: int, n: int) -> tuple[int, int]:
+    """(chunks per matrix, rows per chunk) for the column reductions over n rows: enough
+    tasks for every thread even when B is 1, never an empty chunk."""
+    want = -(-_TASKS_PER_THREAD * numba.get_num_threads() // B)
+    rows_per_chunk = -(-n // max(1, min(n, want)))
+    return -(-n // rows_per_chunk), rows_per_chunk
+
+
+# --------------------------------------------------------------------------------------------
+# The backend interface
+# --------------------------------------------------------------------------------------------
+
+
+def gram_reduce(G: np.ndarray, diag: str, scale: np.ndarray | None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(sum of A^2, sum of A) per matrix of ``G`` (B, m, m), A = G - I / G zero-diagonal / G;
+    with ``scale`` (B,) G is overwritten with scale[b] * A[b]."""
+    B, m = G.shape[0], G.shape[1]
+    sumsq = np.empty(B * m)
+    total = np.empty(B * m)
+    write = scale is not None
+    scale_arg = scale if write else np.empty(0)
+    with Launch() as variant:
+        _gram_reduce_rows[variant](G, _DIAG_MODES[diag], scale_arg, write, sumsq, total)
+    return sumsq.reshape(B, m).sum(axis=1), total.reshape(B, m).sum(axis=1)
+
+
+def column_sqnorms(W: np.ndarray) -> np.ndarray:
+    """Squared column norms of each matrix of W (B, d, k), as (B, k) float64."""
+    out = np.empty((W.shape[0], W.shape[2]))
+    with Launch() as variant:
+        _column_sqnorms[variant](W, out)
+    return out
+
+
+def offdiag_correct(grad: np.ndarray, W: np.ndarray, coef: np.ndarray) -> None:
+    """In place: grad[b, r, i] -= coef[b, i] * W[b, r, i]."""
+    with Launch() as variant:
+        _offdiag_correct[variant](grad, W, coef)
+
+
+def som_normalize(Y: np.ndarray, gamma: float, eps: float
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(Yhat, norms, rowsum): T = tanh(gamma Y), its column norms over the rows, Yhat =
+    T / max(norms, eps), and the row sums of Yhat."""
+    B, n, k = Y.shape
+    nchunk, rows_per_chunk = _row_chunks(B, n)
+    Yhat = np.empty_like(Y)
+    partial = np.zeros((B, nchunk, k))
+    rowsum = np.empty((B, n))
+    with Launch() as variant:
+        _som_columns[variant](Y, gamma, Yhat, partial, rows_per_chunk)
+    norms = np.sqrt(partial.sum(axis=1))
+    with Launch() as variant:
+        _som_scale[variant](Yhat, np.maximum(norms, eps), rowsum)
+    return Yhat, norms, rowsum
+
+
+def som_backward(Yhat: np.ndarray, P: np.ndarray, rowsum: np.ndarray, diag: np.ndarray,
+                 norms: np.ndarray, c1: np.ndarray, c2: np.ndarray, gamma: float, eps: float
+                 ) -> np.ndarray:
+    """dY of the SOM penalty from Yhat, P = Yhat Θ and the row/column statistics; written
+    into P's buffer, which is returned."""
+    B, n, k = Yhat.shape
+    nchunk, rows_per_chunk = _row_chunks(B, n)
+    partial = np.zeros((B, nchunk, k))
+    with Launch() as variant:
+        _som_dot[variant](Yhat, P, rowsum, diag, c1, c2, partial, rows_per_chunk)
+    dot = partial.sum(axis=1)
+    live = norms > eps
+    inv_live = np.where(live, 1.0 / np.where(live, norms, 1.0), 0.0)
+    with Launch() as variant:
+        _som_grad[variant](Yhat, P, rowsum, diag, dot, norms, inv_live, c1, c2, gamma)
+    return P
+
+
+def normalize_rows(V: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """(V / max(||V||, eps) row by row, the norms as float64)."""
+    out = np.empty_like(V)
+    norms = np.empty(V.shape[0])
+    with Launch() as variant:
+        _normalize_rows[variant](V, eps, out, norms)
+    return out, norms
