@@ -32,17 +32,23 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Measure the copy bandwidth of each device, then time every op on every shape, "
             "dtype and backend: median time, GB/s moved (inputs read once + outputs written "
-            "once), % of the copy bandwidth, and the speed-up over the NumPy reference, "
-            "scipy.special, torch, cupyx and (GPU rows) the CPU backend, where installed."
+            "once), % of the copy bandwidth, for GEMM-bound ops (orthogonality family) % of "
+            "the time of the GEMMs they need (timed in the same run), and the speed-up over "
+            "the NumPy reference, scipy.special, torch, torch autograd, cupyx and (GPU rows) "
+            "the CPU backend, where installed."
         ),
     )
     bench.add_argument(
         "--quick",
         action="store_true",
         help="a subset that runs in about a minute on a laptop CPU (compilation included): "
-        "the 7 main ops at (4096, 4096) float64 plus logsumexp at (1048576, 16) and "
+        "smooth: the 7 main ops at (4096, 4096) float64 plus logsumexp at (1048576, 16) and "
         "(8, 2097152) on the CPU; at (65536, 1024) float32 plus logsumexp at (16777216, 16) "
-        "and (64, 1048576) on the GPU",
+        "and (64, 1048576) on the GPU; orthogonality (float32): ortho_frobenius on (8192, "
+        "256) and (256, 64, 64), ortho_model on a 50-kernel list at 1/4 width, "
+        "som_penalty_and_grad on (1024, 256), spectral_norm on (2048, 2048) on the CPU; "
+        "ortho_frobenius on (4096, 4096) and (256, 64, 64), the full 50-kernel list, SOM on "
+        "(1024, 512), spectral_norm on (4096, 4096) on the GPU",
     )
     bench.add_argument(
         "--backend",
@@ -67,8 +73,8 @@ def _parser() -> argparse.ArgumentParser:
         "--peers",
         metavar="LIST",
         default=None,
-        help="comma-separated peers to time: numpy,scipy,torch,cupyx,numba (default: every "
-        "installed one; 'none' for fastops alone)",
+        help="comma-separated peers to time: numpy,scipy,torch,torch_autograd,cupyx,numba "
+        "(default: every installed one; 'none' for fastops alone)",
     )
     bench.add_argument("--json", metavar="PATH", help="write machine info and every row as JSON")
     bench.add_argument("--plot", metavar="PATH.png", help="write a PNG chart (needs matplotlib)")

@@ -3,15 +3,17 @@
 A :class:`Case` is one op on one shape, dtype and backend: it knows the bytes the op must
 move (its floor), how to build random inputs on the backend's device, how to call fastops,
 and which peers (NumPy reference, SciPy, torch, cupyx, the CPU backend) compute the same
-thing. Each op family registers a function producing its cases::
+thing. A GEMM-bound op also carries ``floor_impl``, the BLAS calls its method needs, which the
+runner times beside fastops (the "% GEMM" column). Each op family registers a function
+producing its cases::
 
     from fastops.bench.cases import register_family
-    register_family("orthogonality", orthogonality_cases, ops=("gram_penalty", ...))
+    register_family("orthogonality", orthogonality_cases, ops=("ortho_frobenius", ...))
 
 where ``orthogonality_cases(size, backend, ops) -> list[Case]`` (see
 :func:`register_family`). Built-in families are listed in ``_BUILTIN_FAMILIES`` and imported
 on first use, so importing this module stays cheap. A new family adds a module beside
-``fastops/bench/smooth.py`` and one line to ``_BUILTIN_FAMILIES``.
+``fastops/bench/smooth.py`` (or ``orthogonality.py``) and one line to ``_BUILTIN_FAMILIES``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ SIZES: tuple[str, ...] = ("full", "quick", "tiny")
 #: time a cache-resident array (most L2/L3 caches, and the H100's 50 MB L2, are below it).
 ROTATE_BELOW_BYTES = 64 << 20
 MAX_INPUT_SETS = 8
+
+
+class PeerSkipped(Exception):
+    """Raised by a peer (in ``prepare`` or ``call``) that cannot run a case by design, e.g.
+    because it would allocate a 17 GB temporary; the runner records it as skipped, with the
+    message as the reason, instead of as an error."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,13 @@ class Case:
     #: ``peer_fn(wanted)`` -> the installed peers (a function, so that building cases for asv
     #: or the tests never imports torch or scipy)
     peer_fn: Callable[[Sequence[str] | None], tuple[Impl, ...]] | None = None
+    #: GEMM-bound ops: the BLAS calls the method needs (e.g. the Gram from the smaller side and
+    #: the gradient product, numpy.matmul / cupy.matmul), timed in the same run as fastops;
+    #: None for memory-bound ops, whose floor is ``nbytes`` at the copy bandwidth
+    floor_impl: Impl | None = None
+    #: replaces the shape in tables and ids when the input is not one array (e.g. a list of
+    #: kernels: "50 kernels")
+    shape_label: str = ""
     _sets: list[tuple] = field(default_factory=list, init=False, repr=False)
     _next: int = field(default=0, init=False, repr=False)
 
@@ -88,7 +103,7 @@ class Case:
 
     @property
     def shape_str(self) -> str:
-        return "x".join(str(s) for s in self.shape)
+        return self.shape_label or "x".join(str(s) for s in self.shape)
 
     @property
     def name(self) -> str:
@@ -134,6 +149,20 @@ class Case:
         self._next = 0
 
 
+def rotating(impl: Impl, sets: list[tuple]) -> Callable[[], Any]:
+    """A zero-argument step calling ``impl`` on its prepared input sets in turn (``prepare``
+    runs here, once per set, untimed)."""
+    prepared = [impl.prepare(s) for s in sets]
+    state = [0]
+
+    def step() -> Any:
+        args = prepared[state[0]]
+        state[0] = (state[0] + 1) % len(prepared)
+        return impl.call(*args)
+
+    return step
+
+
 CasesFn = Callable[[str, str, Sequence[str] | None], list[Case]]
 
 
@@ -148,7 +177,10 @@ class Family:
 
 _FAMILIES: dict[str, Family] = {}
 #: families shipped with fastops, imported lazily; each module calls register_family
-_BUILTIN_FAMILIES: dict[str, str] = {"smooth": "fastops.bench.smooth"}
+_BUILTIN_FAMILIES: dict[str, str] = {
+    "smooth": "fastops.bench.smooth",
+    "orthogonality": "fastops.bench.orthogonality",
+}
 
 
 def register_family(name: str, cases_fn: CasesFn, ops: Sequence[str]) -> None:

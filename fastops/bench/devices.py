@@ -161,7 +161,9 @@ def random_array(
     """A random array on ``backend``'s device (never zeros: timings on zeros flatter).
 
     ``kind``: "normal" (standard normal), "simplex" (positive rows summing to one, a
-    realistic softmax output) or "log_simplex" (its log, a realistic log_softmax output).
+    realistic softmax output), "log_simplex" (its log, a realistic log_softmax output) or
+    "kernel" (normal with variance 1/d for shape (..., d, k): a freshly initialised weight
+    matrix, whose columns are nearly orthonormal).
     Arrays come from a seeded generator on the device itself.
     """
 
@@ -173,6 +175,10 @@ def random_array(
         dt = np.dtype(dtype).type
         if kind == "normal":
             return rng.standard_normal(shape, dtype=dt)
+        if kind == "kernel":
+            a = rng.standard_normal(shape, dtype=dt)
+            a *= dt(1.0 / max(1, shape[-2]) ** 0.5)
+            return a
         if kind in ("simplex", "log_simplex"):
             # Bounded away from 0 so that the log below stays finite.
             a = rng.random(shape, dtype=dt) + dt(0.01)

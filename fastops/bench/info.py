@@ -154,6 +154,19 @@ def fastops_backends() -> dict[str, Any]:
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
+#: Environment variables that change how the CPU thread pools (Numba's OpenMP / TBB layer, the
+#: BLAS behind numpy.matmul) share the cores, hence the GEMM-bound timings.
+_THREADING_ENV: tuple[str, ...] = (
+    "OMP_NUM_THREADS",
+    "OMP_WAIT_POLICY",
+    "GOMP_SPINCOUNT",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+    "NUMBA_THREADING_LAYER",
+)
+
+
 def machine_info(backends: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     """What a benchmark result depends on: host, versions, threads, and the GPU if used."""
     try:
@@ -167,6 +180,7 @@ def machine_info(backends: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
         "logical_cpus": os.cpu_count(),
         "fastops": fastops_version,
         "versions": {m: package_version(m) for m in _PACKAGES},
+        "threading_env": {k: os.environ[k] for k in _THREADING_ENV if k in os.environ},
     }
     if installed("numba"):
         info["numba_threading"] = numba_threading()

@@ -1,21 +1,28 @@
 """Peers: what a user would call instead of fastops, for each op and device.
 
-Every peer computes the same result as the fastops call of its case (reduction along the
-last axis, temperature 1) from the same input set. Peers are looked up only for modules that
-are installed (``importlib.util.find_spec``), and their modules are imported when a case is
-built, never at ``import fastops.bench``.
+Every peer computes the same result as the fastops call of its case from the same input set.
+Peers are looked up only for modules that are installed (``importlib.util.find_spec``), and
+their modules are imported when a case's peers are built, never at ``import fastops.bench``.
 
 Peer names (the columns of the report):
 
-- ``numpy``: the NumPy reference ``fastops.smooth.reference`` (the executable spec);
+- ``numpy``: smooth: the NumPy reference ``fastops.smooth.reference`` (the executable spec);
+  orthogonality: the plain NumPy formulation (``fastops/bench/orthogonality.py``);
 - ``scipy``: ``scipy.special`` (CPU cases only);
 - ``torch``: PyTorch on the case's device (CPU tensors sharing memory with the NumPy input,
   or CUDA tensors sharing memory with the CuPy input through DLPack); backward peers use
   torch's own backward kernels (``torch._softmax_backward_data``) or the explicit formula
   autograd would evaluate, without building a graph;
+- ``torch_autograd``: torch autograd of the same formula (``loss.backward()``), where fastops
+  returns a gradient (orthogonality family);
 - ``cupyx``: ``cupyx.scipy.special`` (GPU cases only);
 - ``numba``: the fastops CPU backend on a host copy of a GPU case's input, so the speed-up
   in that column is "GPU over CPU".
+
+The building blocks (:func:`numpy_peer`, :func:`torch_peer`, :func:`host_copy_peer`,
+:func:`torch_usable`) are shared by the families; :func:`peers_for` is the smooth family's.
+A peer that cannot run a case by design (e.g. it would need a 17 GB temporary) raises
+:class:`~fastops.bench.cases.PeerSkipped`, which the runner records as "skip", not "error".
 """
 
 from __future__ import annotations
@@ -25,10 +32,12 @@ from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
+import numpy as np
+
 from .cases import Impl
 from .devices import installed, to_host
 
-PEER_NAMES: tuple[str, ...] = ("numpy", "scipy", "torch", "cupyx", "numba")
+PEER_NAMES: tuple[str, ...] = ("numpy", "scipy", "torch", "torch_autograd", "cupyx", "numba")
 
 #: The ops whose scipy.special / cupyx.scipy.special function has the same meaning.
 #: smooth_max at temperature 1 *is* logsumexp, which is what a SciPy user would call.
@@ -93,32 +102,88 @@ def _torch_backward(op: str) -> Callable[..., Any] | None:
     return None
 
 
+def torch_usable(device: str) -> bool:
+    """Whether torch is installed and, for "cuda", sees a GPU (imports torch only if installed)."""
+    return installed("torch") and (device != "cuda" or _torch_cuda())
+
+
+def torch_tensors(args: tuple, device: str) -> tuple:
+    """Zero-copy torch views of a case's arrays (DLPack on the GPU); other values pass through."""
+    import torch
+
+    def view(a: Any) -> Any:
+        if device == "cuda" and hasattr(a, "__cuda_array_interface__"):
+            return torch.from_dlpack(a)
+        if isinstance(a, np.ndarray):
+            return torch.from_numpy(a)
+        return a
+
+    return tuple(view(a) for a in args)
+
+
+def torch_peer(
+    name: str,
+    what: str,
+    fn: Callable[..., Any],
+    device: str,
+    prepare: Callable[[tuple], tuple] | None = None,
+) -> Impl:
+    """A torch peer calling ``fn`` on torch views of the case's arrays (``prepare`` may add
+    to them); timed with CUDA events on the GPU. ``what`` completes the label."""
+    import torch
+
+    def to_torch(args: tuple) -> tuple:
+        tensors = torch_tensors(args, device)
+        return prepare(tensors) if prepare is not None else tensors
+
+    where = "CUDA" if device == "cuda" else "CPU"
+    return Impl(
+        name=name,
+        label=f"torch {torch.__version__} ({where}){': ' + what if what else ''}",
+        call=fn,
+        prepare=to_torch,
+        clock="torch" if device == "cuda" else "host",
+    )
+
+
+def numpy_peer(call: Callable[..., Any], label: str, device: str) -> Impl:
+    """A NumPy peer; on a GPU case it runs on host copies (made in setup, never timed)."""
+    on_gpu = device == "cuda"
+    return Impl(
+        name="numpy",
+        label=label,
+        call=call,
+        prepare=_host_args if on_gpu else (lambda args: args),
+        slow=True,
+        warmup=0 if on_gpu else 1,
+    )
+
+
+def host_copy_peer(fastops_call: Callable[..., Any]) -> Impl:
+    """The ``numba`` peer of a GPU case: the fastops CPU backend on host copies."""
+    return Impl(
+        name="numba",
+        label="fastops numba backend (CPU) on a host copy",
+        call=fastops_call,
+        prepare=_host_args,
+    )
+
+
 def _torch_peer(op: str, device: str) -> Impl | None:
-    if not installed("torch") or (device == "cuda" and not _torch_cuda()):
+    if not torch_usable(device):
         return None
     fn = _torch_forward(op) or _torch_backward(op)
     if fn is None:
         return None
-    import torch
+    prepare = None
+    if op.startswith("soft_argmax"):
+        import torch
 
-    def prepare(args: tuple) -> tuple:
-        # Zero-copy views of the case's arrays: torch reads exactly the same memory.
-        if device == "cuda":
-            tensors = tuple(torch.from_dlpack(a) for a in args)
-        else:
-            tensors = tuple(torch.from_numpy(a) for a in args)
-        if op.startswith("soft_argmax"):
+        def prepare(tensors: tuple) -> tuple:
             x = tensors[0]
-            tensors += (torch.arange(x.shape[-1], dtype=x.dtype, device=x.device),)
-        return tensors
+            return tensors + (torch.arange(x.shape[-1], dtype=x.dtype, device=x.device),)
 
-    return Impl(
-        name="torch",
-        label=f"torch {torch.__version__} ({'CUDA' if device == 'cuda' else 'CPU'})",
-        call=fn,
-        prepare=prepare,
-        clock="torch" if device == "cuda" else "host",
-    )
+    return torch_peer("torch", "", fn, device, prepare)
 
 
 def _scipy_peer(op: str, module: str, name: str, clock: str) -> Impl | None:
@@ -158,16 +223,7 @@ def peers_for(
     on_gpu = device == "cuda"
     peers: list[Impl | None] = []
     if "numpy" in wanted and reference_call is not None:
-        peers.append(
-            Impl(
-                name="numpy",
-                label="fastops.smooth.reference (NumPy)",
-                call=reference_call,
-                prepare=_host_args if on_gpu else (lambda args: args),
-                slow=True,
-                warmup=0 if on_gpu else 1,
-            )
-        )
+        peers.append(numpy_peer(reference_call, "fastops.smooth.reference (NumPy)", device))
     if "scipy" in wanted and not on_gpu:
         peers.append(_scipy_peer(op, "scipy", "scipy", "host"))
     if "torch" in wanted:
@@ -175,12 +231,5 @@ def peers_for(
     if "cupyx" in wanted and on_gpu:
         peers.append(_scipy_peer(op, "cupyx.scipy", "cupyx", "cupy"))
     if "numba" in wanted and on_gpu:
-        peers.append(
-            Impl(
-                name="numba",
-                label="fastops numba backend (CPU) on a host copy",
-                call=fastops_call,
-                prepare=_host_args,
-            )
-        )
+        peers.append(host_copy_peer(fastops_call))
     return tuple(p for p in peers if p is not None)

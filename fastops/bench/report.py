@@ -21,6 +21,7 @@ PEER_TITLES: dict[str, str] = {
     "numpy": "x numpy",
     "scipy": "x scipy",
     "torch": "x torch",
+    "torch_autograd": "x autograd",
     "cupyx": "x cupyx",
     "numba": "x CPU",
 }
@@ -48,23 +49,44 @@ def peer_columns(rows: Sequence[Row]) -> list[str]:
     return [name for name in PEER_NAMES if name in present]
 
 
+def has_gemm_floor(rows: Sequence[Row]) -> bool:
+    """Whether some row is GEMM-bound (its case has a floor_impl): the "% GEMM" column."""
+    return any(r.case.floor_impl is not None for r in rows)
+
+
+def _gemm_cell(r: Row) -> str:
+    if r.gemm is not None and r.gemm.error:
+        return "error"
+    return _fmt(r.pct_of_gemm_floor, ".0f", "%")
+
+
 def table_rows(result: BenchResult) -> tuple[list[str], list[list[str]]]:
-    """Header and body of the results table, as strings."""
+    """Header and body of the results table, as strings.
+
+    "% GEMM" appears only when some row has a GEMM floor; a peer that skipped a case by
+    design shows "skip" (its reason is in the footer), one that failed "error".
+    """
     peers = peer_columns(result.rows)
+    gemm = has_gemm_floor(result.rows)
     header = ["op", "shape", "dtype", "backend", "time", "GB/s", "% copy"]
+    header += ["% GEMM"] if gemm else []
     header += [PEER_TITLES[p] for p in peers]
     body = []
     for r in result.rows:
         c = r.case
         line = [c.op, c.shape_str, c.dtype, c.backend]
         if r.error:
-            line += ["error", "-", "-"] + ["-"] * len(peers)
+            line += ["error", "-", "-"] + ["-"] * (len(peers) + gemm)
         else:
             line += [format_time(r.time_s), _fmt(r.gbps, ".1f"), _fmt(r.pct_of_copy, ".0f", "%")]
+            if gemm:
+                line.append(_gemm_cell(r))
             for p in peers:
                 peer = next((q for q in r.peers if q.name == p), None)
                 if peer is not None and peer.error:
                     line.append("error")
+                elif peer is not None and peer.skipped:
+                    line.append("skip")
                 else:
                     line.append(_fmt(r.speedup(p), ".2f", "x"))
         body.append(line)
@@ -102,12 +124,24 @@ def footer_lines(result: BenchResult) -> list[str]:
         "read once + outputs written once) / time; % copy: floor time at the measured copy "
         "bandwidth / time; x peer: peer time / fastops time (> 1 = fastops faster).",
     ]
+    if has_gemm_floor(result.rows):
+        lines.append(
+            "% GEMM (GEMM-bound ops): time of the BLAS calls the method needs, timed in the same "
+            "run with the same BLAS (numpy.matmul on the CPU, cupy.matmul on the GPU: the Gram "
+            "from the smaller side + the gradient product; + eigh for ortho_spectral; the two "
+            "GEMVs for spectral_norm) / fastops time. Targets, value + gradient: within 1.3x of "
+            "the GEMMs on the CPU (>= 77%), 1.25x on the GPU (>= 80%)."
+        )
     for r in result.rows:
         if r.error:
             lines.append(f"error in {r.case.name}: {_short(r.error)}")
+        if r.gemm is not None and r.gemm.error:
+            lines.append(f"error in {r.case.name} GEMM floor: {_short(r.gemm.error)}")
         for p in r.peers:
             if p.error:
                 lines.append(f"error in {r.case.name} peer {p.name}: {_short(p.error)}")
+            if p.skipped:
+                lines.append(f"skipped {r.case.name} peer {p.name}: {_short(p.skipped)}")
     lines.append(f"total {result.elapsed_s:.1f} s")
     return lines
 
@@ -204,8 +238,9 @@ def check_plot_available() -> None:
 
 
 def write_plot(result: BenchResult, path: str | os.PathLike[str]) -> None:
-    """A PNG with two panels: % of the copy bandwidth per case (bars coloured by backend),
-    and fastops' speed-up over each peer per case (log scale, 1x marked)."""
+    """A PNG with two panels: % of the copy bandwidth per case (bars coloured by backend, with
+    the % of the GEMM floor as diamonds on GEMM-bound rows), and fastops' speed-up over each
+    peer per case (log scale, 1x marked)."""
     check_plot_available()
     import matplotlib
 
@@ -227,10 +262,21 @@ def write_plot(result: BenchResult, path: str | os.PathLike[str]) -> None:
             color=colours.get(backend, "tab:gray"),
             label=backend,
         )
+    gemm_idx = [i for i, r in enumerate(rows) if r.pct_of_gemm_floor]
+    if gemm_idx:  # GEMM-bound rows: their floor is the GEMM time, not the bytes
+        ax_bw.scatter(
+            gemm_idx,
+            [rows[i].pct_of_gemm_floor for i in gemm_idx],
+            color="black",
+            marker="D",
+            zorder=3,
+            label="% of GEMM floor",
+        )
     ax_bw.axhline(100, color="black", linewidth=0.8, linestyle="--")
-    ax_bw.set_ylabel("% of measured copy bandwidth")
+    ax_bw.set_ylabel("% of copy bandwidth (bars), of GEMM time (diamonds)")
     ax_bw.legend(title="backend")
-    ax_bw.set_title(f"fastops bench ({result.size}): fraction of the memory-bandwidth floor")
+    floor = "memory-bandwidth floor" + (" or of the GEMM floor" if gemm_idx else "")
+    ax_bw.set_title(f"fastops bench ({result.size}): fraction of the {floor}")
 
     peers = peer_columns(rows)
     bar_w = 0.8 / max(1, len(peers))

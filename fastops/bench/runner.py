@@ -1,4 +1,4 @@
-"""Run benchmark cases: bandwidth first, then every case and its peers, as result rows.
+"""Run benchmark cases: bandwidth first, then every case, its GEMM floor and its peers, as rows.
 
 The runner knows nothing about presentation; ``report.py`` turns a :class:`BenchResult` into
 a table, JSON or a chart, and ``cli.py`` wires a progress bar to ``on_step``.
@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cases import Case, Impl, get_cases
+from .cases import Case, Impl, PeerSkipped, get_cases, rotating
 from .devices import BENCH_BACKENDS, clear_input_cache, resolve_backends
 from .roofline import Bandwidth, measure_copy_bandwidth
 from .timing import Budget, Timing, measure
@@ -49,10 +49,18 @@ class Plan:
 
 @dataclass
 class PeerResult:
+    """The timing of one other implementation of a case: a peer, or the GEMM floor."""
+
     name: str
     label: str
     timing: Timing | None = None
     error: str | None = None
+    #: why the peer did not run (it raised PeerSkipped: not a failure)
+    skipped: str | None = None
+
+    @property
+    def median(self) -> float | None:
+        return self.timing.median if self.timing is not None and self.timing.times else None
 
     def speedup_over(self, fastops_s: float) -> float | None:
         """How many times faster fastops is than this peer (None when not measured)."""
@@ -67,18 +75,22 @@ class PeerResult:
         out["speedup"] = self.speedup_over(fastops_s)
         if self.error:
             out["error"] = self.error
+        if self.skipped:
+            out["skipped"] = self.skipped
         return out
 
 
 @dataclass
 class Row:
-    """The result of one case: fastops' timing against the roofline and the peers."""
+    """The result of one case: fastops' timing against the roofline(s) and the peers."""
 
     case: Case
     bandwidth: Bandwidth | None
     timing: Timing | None = None
     peers: list[PeerResult] = field(default_factory=list)
     error: str | None = None
+    #: the case's ``floor_impl`` timed in the same run (GEMM-bound ops only)
+    gemm: PeerResult | None = None
 
     @property
     def time_s(self) -> float | None:
@@ -99,6 +111,17 @@ class Row:
         t, floor = self.time_s, self.floor_s
         return 100.0 * floor / t if t and floor else None
 
+    @property
+    def gemm_floor_s(self) -> float | None:
+        """Median time of the BLAS calls the method needs (None without a floor_impl)."""
+        return self.gemm.median if self.gemm is not None else None
+
+    @property
+    def pct_of_gemm_floor(self) -> float | None:
+        """GEMM time / fastops time, in percent (100% = fastops costs only its GEMMs)."""
+        t, floor = self.time_s, self.gemm_floor_s
+        return 100.0 * floor / t if t and floor else None
+
     def speedup(self, peer: str) -> float | None:
         t = self.time_s
         for p in self.peers:
@@ -112,6 +135,7 @@ class Row:
             "family": c.family,
             "op": c.op,
             "shape": list(c.shape),
+            "shape_str": c.shape_str,
             "dtype": c.dtype,
             "backend": c.backend,
             "device": c.device,
@@ -120,10 +144,16 @@ class Row:
             "GBps": self.gbps,
             "floor_s": self.floor_s,
             "pct_of_copy_bandwidth": self.pct_of_copy,
+            "gemm_floor_s": self.gemm_floor_s,
+            "pct_of_gemm_floor": self.pct_of_gemm_floor,
         }
         if self.timing is not None:
             out["timing"] = self.timing.to_json()
         t = self.time_s or float("nan")
+        if self.gemm is not None:
+            gemm = self.gemm.to_json(t)
+            gemm.pop("speedup", None)
+            out["gemm_floor"] = gemm
         out["peers"] = {p.name: p.to_json(t) for p in self.peers}
         out["error"] = self.error
         return out
@@ -182,17 +212,22 @@ def _free_device(device: str) -> None:
             torch.cuda.empty_cache()
 
 
-def _rotating(impl: Impl, sets: list[tuple]) -> Callable[[], Any]:
-    """A zero-argument step calling ``impl`` on its prepared input sets in turn."""
-    prepared = [impl.prepare(s) for s in sets]
-    state = [0]
-
-    def step() -> Any:
-        args = prepared[state[0]]
-        state[0] = (state[0] + 1) % len(prepared)
-        return impl.call(*args)
-
-    return step
+def _time_other(
+    impl: Impl, case: Case, budget: Budget, on_step: StepFn | None, what: str
+) -> PeerResult:
+    """Time a peer or the GEMM floor on the case's input sets; errors and skips recorded."""
+    result = PeerResult(impl.name, impl.label)
+    if on_step:
+        on_step(f"{case.name}: {what}", False)
+    try:
+        result.timing = measure(
+            rotating(impl, case.input_sets), clock=impl.clock, budget=budget, warmup=impl.warmup
+        )
+    except PeerSkipped as exc:
+        result.skipped = str(exc)
+    except Exception as exc:
+        result.error = _error(exc)
+    return result
 
 
 def run_case(
@@ -202,10 +237,13 @@ def run_case(
     peers: Sequence[str] | None = None,
     on_step: StepFn | None = None,
 ) -> Row:
-    """Time one case (fastops, then each installed peer) and return its :class:`Row`.
+    """Time one case (fastops, its GEMM floor if it has one, then each installed peer) and
+    return its :class:`Row`.
 
+    The GEMM floor gets fastops' own budget, right after fastops, on the same input sets.
     Errors are recorded in the row rather than raised, so that one failing op or peer (a
-    missing function, GPU memory exhausted) does not lose the rest of a long run.
+    missing function, GPU memory exhausted) does not lose the rest of a long run; a peer that
+    raises :class:`~fastops.bench.cases.PeerSkipped` is recorded as skipped, with its reason.
     """
     row = Row(case=case, bandwidth=bandwidth)
     impls = case.peers(peers)
@@ -219,22 +257,13 @@ def run_case(
         row.timing = measure(case.run, clock=case.impl.clock, budget=plan.fastops_budget)
     except Exception as exc:
         row.error = _error(exc)
+    if row.error is None and case.floor_impl is not None:
+        row.gemm = _time_other(case.floor_impl, case, plan.fastops_budget, on_step, "GEMM floor")
+        _free_device(case.device)
     if row.error is None:
         for impl in impls:
-            result = PeerResult(impl.name, impl.label)
-            if on_step:
-                on_step(f"{case.name}: {impl.name}", False)
-            try:
-                budget = plan.slow_peer_budget if impl.slow else plan.peer_budget
-                result.timing = measure(
-                    _rotating(impl, case.input_sets),
-                    clock=impl.clock,
-                    budget=budget,
-                    warmup=impl.warmup,
-                )
-            except Exception as exc:
-                result.error = _error(exc)
-            row.peers.append(result)
+            budget = plan.slow_peer_budget if impl.slow else plan.peer_budget
+            row.peers.append(_time_other(impl, case, budget, on_step, impl.name))
             # Host copies and peer outputs of a GPU case can be gigabytes: free them now.
             _free_device(case.device)
     case.teardown()

@@ -8,7 +8,9 @@ besides them, each fused into one walk:
 - ``gram_reduce``: one read of the Gram matrix computes the penalty's sums and, for the
   gradient, overwrites the Gram with the scaled, masked ``A`` the gradient GEMM multiplies by
   (so no second m x m matrix is ever allocated or written).
-- ``som_normalize`` / ``som_backward``: the tanh, column normalisation and their backward.
+- ``som_normalize`` / ``som_backward``: the tanh, column normalisation and their backward
+  (``fast_tanh`` of ``fastops/_vecmath.py``, which vectorises: libm's tanh made the SOM
+  forward pass 4.7 ms of 7 ms on (1024, 256) float32).
 
 Rows (or row chunks) run in parallel (``prange``); inner loops walk contiguous 1-D views so
 that LLVM vectorises them. Every sum is accumulated in float64 (the passes are memory-bound,
@@ -28,6 +30,7 @@ import numpy as np
 from numba import prange
 
 from .._numba import Launch, jit_pair
+from .._vecmath import fast_tanh
 
 _DIAG_MODES = {"minus_one": 0, "zero": 1, "keep": 2}
 
@@ -128,7 +131,7 @@ def _som_columns_impl(Y, gamma, T, partial, rows_per_chunk):
             y = Y[b, a]
             t = T[b, a]
             for i in range(y.size):
-                t[i] = math.tanh(gamma * np.float64(y[i]))
+                t[i] = fast_tanh(gamma * np.float64(y[i]))
                 v = np.float64(t[i])
                 acc[i] += v * v
 
