@@ -12,7 +12,6 @@ Importing this module imports Numba but compiles nothing; only the ``cpu.py`` mo
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -48,40 +47,23 @@ def jit_pair(func: Callable[..., Any]) -> tuple[Any, Any]:
 _PARALLEL_LOCK = threading.Lock()
 
 
-_pool_configured = False
-
-
-def _configure_openmp_pool() -> None:
-    """Let Numba's OpenMP workers sleep when idle instead of spinning (unless the user chose).
-
-    libgomp reads its wait policy when Numba's omp threading layer loads it, at the first
-    parallel launch. By default an idle worker spins for GOMP_SPINCOUNT = 300000 pause
-    iterations (several ms on AMD Zen) after every parallel region, fighting the BLAS threads
-    (OpenBLAS, MKL) that run right after it for the same cores. Measured on the 2-core
-    development machine, float32: spectral_norm of 2048 x 2048 took 16 ms instead of 0.5 ms,
-    the penalty and gradient of a (8192, 256) kernel 25 ms instead of 11.5 ms (the GEMMs
-    alone: 11.5 ms). With OMP_WAIT_POLICY=passive the workers block at once; waking them costs
-    microseconds per launch. An OMP_WAIT_POLICY or GOMP_SPINCOUNT set by the user is kept.
-    """
-    global _pool_configured
-    _pool_configured = True
-    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-        os.environ["OMP_WAIT_POLICY"] = "passive"
-
-
 class Launch:
     """Context manager choosing the parallel (0) or serial (1) compilation of a kernel pair::
 
         with Launch() as variant:
             kernel[variant](...)
+
+    ``parallel=False`` asks for the serial one: for passes too small to repay a parallel
+    region where BLAS calls run right before and after (see :func:`worth_parallel`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, parallel: bool = True) -> None:
         self.locked = False
-        if not _pool_configured:
-            _configure_openmp_pool()
+        self.parallel = parallel
 
     def __enter__(self) -> int:
+        if not self.parallel:
+            return 1
         # Until a parallel kernel has run the layer is unknown: be as careful as for workqueue.
         if active_layer() in (None, "workqueue"):
             self.locked = _PARALLEL_LOCK.acquire(blocking=False)
@@ -99,3 +81,23 @@ def active_layer() -> str | None:
         return numba.threading_layer()
     except ValueError:  # no parallel kernel has run yet: the layer is not chosen
         return None
+
+
+# A parallel pass between BLAS calls pays for its region twice: Numba's OpenMP workers
+# (libgomp, whose default wait policy spins ~300000 pause iterations, several ms on AMD Zen,
+# after each region) compete with the BLAS threads that run next for the same cores, and the
+# BLAS threads still spinning from the previous call compete with the region. Measured on the
+# 2-core development machine, float32, with torch imported first (its libgomp is the one Numba
+# then uses, with the default policy): spectral_norm of 2048 x 2048 took 16 ms with parallel
+# normalisation passes and 0.54 ms with serial ones; the penalty and gradient of (8192, 256)
+# 24 ms against 11.5 ms (its GEMMs alone: 11.5 ms). Serial passes are as fast there up to
+# millions of elements, so passes adjacent to BLAS calls go parallel only from this size on,
+# where a region saves more than it can lose.
+PARALLEL_MIN_ELEMENTS = 1 << 23
+
+
+def worth_parallel(elements: int) -> bool:
+    """Whether a memory-bound pass over ``elements`` elements, adjacent to BLAS calls, should
+    run in parallel (see PARALLEL_MIN_ELEMENTS)."""
+    return elements >= PARALLEL_MIN_ELEMENTS
+

@@ -1,24 +1,15 @@
 """The shared Numba helpers: the vectorisable elementary functions of ``fastops/_vecmath.py``
-against NumPy's libm, and the OpenMP wait policy ``fastops/_numba.py`` sets before Numba's
-thread pool starts."""
+against NumPy's libm."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import numba
 import numpy as np
-import pytest
 
 from fastops._numba import FASTMATH
 from fastops._vecmath import fast_tanh
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @numba.njit(fastmath=FASTMATH, error_model="numpy")
@@ -55,29 +46,3 @@ def test_fast_tanh_vectorises():
     ``mulpd`` / ``vfmadd...pd`` / ``divpd`` (scalar code uses the ``sd`` forms only)."""
     asm = _tanh_all.inspect_asm(_tanh_all.signatures[0])
     assert re.search(r"\bv?(mul|add|div|fmadd\d*|fnmadd\d*)pd\b", asm)
-
-
-def _policy_after_a_parallel_call(env_extra: dict[str, str]) -> str:
-    code = textwrap.dedent("""
-        import os, numpy as np, fastops
-        fastops.orthogonality_penalty_and_grad(np.eye(3))
-        print(os.environ.get("OMP_WAIT_POLICY"))
-    """)
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    env.setdefault("NUMBA_CACHE_DIR", "/tmp/numba-cache-tests")
-    env["PYTHONPATH"] = str(ROOT)
-    env.update(env_extra)
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=300, check=True)
-    return proc.stdout.strip()
-
-
-@pytest.mark.parametrize(("env", "expected"), [
-    ({}, "passive"),
-    ({"OMP_WAIT_POLICY": "active"}, "active"),
-    ({"GOMP_SPINCOUNT": "1000"}, "None"),
-], ids=["unset", "user-active", "user-spincount"])
-def test_openmp_wait_policy(env, expected):
-    """fastops makes idle OpenMP workers sleep (so they do not fight the BLAS threads for the
-    cores), unless the user chose a policy or spin count."""
-    assert _policy_after_a_parallel_call(env) == expected

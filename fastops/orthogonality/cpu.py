@@ -12,10 +12,11 @@ besides them, each fused into one walk:
   (``fast_tanh`` of ``fastops/_vecmath.py``, which vectorises: libm's tanh made the SOM
   forward pass 4.7 ms of 7 ms on (1024, 256) float32).
 
-Rows (or row chunks) run in parallel (``prange``); inner loops walk contiguous 1-D views so
-that LLVM vectorises them. Every sum is accumulated in float64 (the passes are memory-bound,
-so the conversion costs nothing measurable, and it keeps float32 sums over 16M entries exact
-to about 1e-16 instead of losing 3 to 4 digits).
+Rows (or row chunks) run in parallel (``prange``) when the pass is large enough to repay a
+parallel region between two BLAS calls (``fastops._numba.worth_parallel``), serially otherwise;
+inner loops walk contiguous 1-D views so that LLVM vectorises them. Every sum is accumulated
+in float64 (the passes are memory-bound, so the conversion costs nothing measurable, and it
+keeps float32 sums over 16M entries exact to about 1e-16 instead of losing 3 to 4 digits).
 
 Everything compiles lazily on the first call per dtype (``cache=True`` keeps the machine code
 on disk for the next process); importing this module compiles nothing.
@@ -29,7 +30,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from .._numba import Launch, jit_pair
+from .._numba import Launch, jit_pair, worth_parallel
 from .._vecmath import fast_tanh
 
 _DIAG_MODES = {"minus_one": 0, "zero": 1, "keep": 2}
@@ -222,9 +223,11 @@ _som_grad = jit_pair(_som_grad_impl)
 _normalize_rows = jit_pair(_normalize_rows_impl)
 
 
-def _row_chunks(B: int, n: int) -> tuple[int, int]:
-    """(chunks per matrix, rows per chunk) for the column reductions over n rows: enough
-    tasks for every thread even when B is 1, never an empty chunk."""
+def _row_chunks(B: int, n: int, parallel: bool) -> tuple[int, int]:
+    """(chunks per matrix, rows per chunk) for the column reductions over n rows: in parallel,
+    enough tasks for every thread even when B is 1; never an empty chunk."""
+    if not parallel:
+        return 1, n
     want = -(-_TASKS_PER_THREAD * numba.get_num_threads() // B)
     rows_per_chunk = -(-n // max(1, min(n, want)))
     return -(-n // rows_per_chunk), rows_per_chunk
@@ -244,7 +247,7 @@ def gram_reduce(G: np.ndarray, diag: str, scale: np.ndarray | None
     total = np.empty(B * m)
     write = scale is not None
     scale_arg = scale if write else np.empty(0)
-    with Launch() as variant:
+    with Launch(worth_parallel(G.size)) as variant:
         _gram_reduce_rows[variant](G, _DIAG_MODES[diag], scale_arg, write, sumsq, total)
     return sumsq.reshape(B, m).sum(axis=1), total.reshape(B, m).sum(axis=1)
 
@@ -252,14 +255,14 @@ def gram_reduce(G: np.ndarray, diag: str, scale: np.ndarray | None
 def column_sqnorms(W: np.ndarray) -> np.ndarray:
     """Squared column norms of each matrix of W (B, d, k), as (B, k) float64."""
     out = np.empty((W.shape[0], W.shape[2]))
-    with Launch() as variant:
+    with Launch(worth_parallel(W.size)) as variant:
         _column_sqnorms[variant](W, out)
     return out
 
 
 def offdiag_correct(grad: np.ndarray, W: np.ndarray, coef: np.ndarray) -> None:
     """In place: grad[b, r, i] -= coef[b, i] * W[b, r, i]."""
-    with Launch() as variant:
+    with Launch(worth_parallel(W.size)) as variant:
         _offdiag_correct[variant](grad, W, coef)
 
 
@@ -268,14 +271,15 @@ def som_normalize(Y: np.ndarray, gamma: float, eps: float
     """(Yhat, norms, rowsum): T = tanh(gamma Y), its column norms over the rows, Yhat =
     T / max(norms, eps), and the row sums of Yhat."""
     B, n, k = Y.shape
-    nchunk, rows_per_chunk = _row_chunks(B, n)
+    parallel = worth_parallel(Y.size)
+    nchunk, rows_per_chunk = _row_chunks(B, n, parallel)
     Yhat = np.empty_like(Y)
     partial = np.zeros((B, nchunk, k))
     rowsum = np.empty((B, n))
-    with Launch() as variant:
+    with Launch(parallel) as variant:
         _som_columns[variant](Y, gamma, Yhat, partial, rows_per_chunk)
     norms = np.sqrt(partial.sum(axis=1))
-    with Launch() as variant:
+    with Launch(parallel) as variant:
         _som_scale[variant](Yhat, np.maximum(norms, eps), rowsum)
     return Yhat, norms, rowsum
 
@@ -286,14 +290,15 @@ def som_backward(Yhat: np.ndarray, P: np.ndarray, rowsum: np.ndarray, diag: np.n
     """dY of the SOM penalty from Yhat, P = Yhat Θ and the row/column statistics; written
     into P's buffer, which is returned."""
     B, n, k = Yhat.shape
-    nchunk, rows_per_chunk = _row_chunks(B, n)
+    parallel = worth_parallel(Yhat.size)
+    nchunk, rows_per_chunk = _row_chunks(B, n, parallel)
     partial = np.zeros((B, nchunk, k))
-    with Launch() as variant:
+    with Launch(parallel) as variant:
         _som_dot[variant](Yhat, P, rowsum, diag, c1, c2, partial, rows_per_chunk)
     dot = partial.sum(axis=1)
     live = norms > eps
     inv_live = np.where(live, 1.0 / np.where(live, norms, 1.0), 0.0)
-    with Launch() as variant:
+    with Launch(parallel) as variant:
         _som_grad[variant](Yhat, P, rowsum, diag, dot, norms, inv_live, c1, c2, gamma)
     return P
 
@@ -302,6 +307,6 @@ def normalize_rows(V: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
     """(V / max(||V||, eps) row by row, the norms as float64)."""
     out = np.empty_like(V)
     norms = np.empty(V.shape[0])
-    with Launch() as variant:
+    with Launch(worth_parallel(V.size)) as variant:
         _normalize_rows[variant](V, eps, out, norms)
     return out, norms
