@@ -208,6 +208,9 @@ def _print_info(info: dict[str, Any]) -> None:
             f"numba threading: layer {layer} (configured: {nt['configured_layer']}), "
             f"{nt['num_threads']} threads (NUMBA_NUM_THREADS={nt['NUMBA_NUM_THREADS']})"
         )
+    env = info.get("threading_env") or {}
+    listed = ", ".join(f"{k}={v}" for k, v in env.items()) or "none set"
+    print(f"threading environment: {listed}")
     gpu = info["gpu"]
     if gpu.get("available"):
         print(
