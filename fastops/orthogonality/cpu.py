@@ -30,7 +30,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from .._numba import Launch, jit_pair, worth_parallel
+from .._numba import Launch, inline, jit_pair, worth_parallel
 from .._vecmath import fast_tanh
 
 _DIAG_MODES = {"minus_one": 0, "zero": 1, "keep": 2}
@@ -153,6 +153,13 @@ def _som_scale_impl(T, guarded, rowsum):
         rowsum[b, a] = acc
 
 
+@inline
+def _ybar(k1, k2, r, y, p, dg):
+    """Ŷ̄ at one element: c1 (rowsum - Ŷ) + c2 (P - Ŷ diag), in float64 (both SOM backward
+    passes call this, so they agree bit for bit)."""
+    return k1 * (r - y) + k2 * (np.float64(p) - y * dg)
+
+
 def _som_dot_impl(Yhat, P, rowsum, diag, c1, c2, partial, rows_per_chunk):
     """Per row chunk, the column sums of Yhat * Ybar (Ybar formed on the fly, never stored)."""
     B, n = Yhat.shape[0], Yhat.shape[1]
@@ -171,8 +178,7 @@ def _som_dot_impl(Yhat, P, rowsum, diag, c1, c2, partial, rows_per_chunk):
             r = rowsum[b, a]
             for i in range(yh.size):
                 y = np.float64(yh[i])
-                ybar = k1 * (r - y) + k2 * (np.float64(p[i]) - y * dg[i])
-                acc[i] += y * ybar
+                acc[i] += y * _ybar(k1, k2, r, y, p[i], dg[i])
 
 
 def _som_grad_impl(Yhat, P, rowsum, diag, dot, norms, inv_live, c1, c2, gamma):
@@ -192,7 +198,7 @@ def _som_grad_impl(Yhat, P, rowsum, diag, dot, norms, inv_live, c1, c2, gamma):
         k2 = c2[b]
         for i in range(yh.size):
             y = np.float64(yh[i])
-            ybar = k1 * (r - y) + k2 * (np.float64(p[i]) - y * dg[i])
+            ybar = _ybar(k1, k2, r, y, p[i], dg[i])
             t = y * nr[i]  # tanh(gamma * Y) recovered from Yhat and the column norm
             p[i] = gamma * (1.0 - t * t) * ((ybar - y * dt[i]) * iv[i])
 

@@ -31,11 +31,12 @@ with the host. This module imports cupy at import time; only the cupy backend im
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import cupy
 import numpy
+
+from .._cupy import KernelSource, blocks_per_sm, device_info, kernel_name, pow2_ceil
 
 # Kernels per op: fastops_<op>_<shape>_<dtype>, or fastops_<op>_<dtype> for the shape "".
 # tests/orthogonality/test_cuda_compile.py reads these literals to check that kernels.cu
@@ -49,10 +50,6 @@ _KERNELS: dict[str, tuple[str, ...]] = {
     "normalize_rows": ("", "apply"),
 }
 _DTYPES: tuple[str, ...] = ("float32", "float64")
-# What gpu.py prepends to kernels.cu to build only one (op, dtype); see "Selection" there.
-_SELECT: str = (
-    "#define FASTOPS_SELECT 1\n#define FASTOPS_DTYPE_{dtype} 1\n#define FASTOPS_OP_{op} 1\n"
-)
 # gram_reduce's diag strings as the kernel's int (FO_DIAG_* in kernels.cu; the test checks).
 _DIAG: dict[str, int] = {"keep": 0, "zero": 1, "minus_one": 2}
 
@@ -75,66 +72,18 @@ _ROW_ELEMS_PER_THREAD = 8
 _NULL = numpy.uint64(0)  # a null pointer argument (CuPy passes the 8 bytes by value)
 _F64 = numpy.dtype(numpy.float64)
 
-_modules: dict[tuple[int, str, str], cupy.RawModule] = {}
-_kernels: dict[tuple[int, str], cupy.RawKernel] = {}
-_devices: dict[int, tuple[int, int, int]] = {}
-_blocks_per_sm_cache: dict[tuple[int, str, int], int] = {}
-
-
-@functools.lru_cache(maxsize=1)
-def _source() -> str:
-    return Path(__file__).with_name("kernels.cu").read_text(encoding="utf-8")
+_SOURCE = KernelSource(Path(__file__).with_name("kernels.cu"))
 
 
 def _kernel(dev: int, op: str, shape: str, dtype: str) -> tuple[str, cupy.RawKernel]:
-    """``(name, kernel)`` of ``fastops_<op>[_<shape>]_<dtype>`` on device ``dev`` (the current
-    one), compiling the (op, dtype) module on first use."""
-    name = f"fastops_{op}_{shape}_{dtype}" if shape else f"fastops_{op}_{dtype}"
-    kernel = _kernels.get((dev, name))
-    if kernel is None:
-        module = _modules.get((dev, op, dtype))
-        if module is None:
-            code = _SELECT.format(dtype=dtype.upper(), op=op.upper()) + _source()
-            # No --use_fast_math ever: tanhf must be the accurate one, NaN / inf must propagate.
-            module = cupy.RawModule(code=code, options=("-std=c++17",))
-            _modules[(dev, op, dtype)] = module
-        kernel = module.get_function(name)
-        _kernels[(dev, name)] = kernel
-    return name, kernel
-
-
-def _device_info(dev: int) -> tuple[int, int, int]:
-    """(SM count, max resident threads per SM, registers per SM) of device ``dev``."""
-    info = _devices.get(dev)
-    if info is None:
-        props = cupy.cuda.runtime.getDeviceProperties(dev)
-        info = (
-            int(props["multiProcessorCount"]),
-            int(props["maxThreadsPerMultiProcessor"]),
-            int(props["regsPerMultiprocessor"]),
-        )
-        _devices[dev] = info
-    return info
+    """``(name, kernel)`` of ``fastops_<op>[_<shape>]_<dtype>`` on device ``dev``."""
+    return kernel_name(op, shape, dtype), _SOURCE.kernel(dev, op, shape, dtype)
 
 
 def _resident_blocks(dev: int, name: str, kernel: cupy.RawKernel, threads: int) -> int:
-    """Blocks of ``threads`` threads of ``kernel`` (named ``name``) that fit on the whole GPU at
-    once, limited by threads and registers (shared memory is 64-128 bytes per block: never the
-    limit). Grids are sized to this so that a grid-strided pass runs in one full wave."""
-    key = (dev, name, threads)
-    blocks = _blocks_per_sm_cache.get(key)
-    if blocks is None:
-        _, max_threads, regs_per_sm = _device_info(dev)
-        warps = -(-threads // 32)
-        regs_per_warp = -(-max(1, kernel.num_regs) * 32 // 256) * 256  # allocated per 256
-        by_regs = regs_per_sm // (regs_per_warp * warps)
-        blocks = max(1, min(max_threads // (warps * 32), by_regs))
-        _blocks_per_sm_cache[key] = blocks
-    return _device_info(dev)[0] * blocks
-
-
-def _pow2_ceil(v: int) -> int:
-    return 1 << max(0, v - 1).bit_length()
+    """Blocks of ``threads`` threads of ``kernel`` that fit on the whole GPU at once. Grids are
+    sized to this so that a grid-strided pass runs in one full wave."""
+    return device_info(dev)[0] * blocks_per_sm(dev, name, kernel, threads)
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -154,7 +103,7 @@ def _columns(
     ``B * col_blocks`` (one wave)."""
     b, r, k = x.shape
     name, kernel = _kernel(dev, op, shape, x.dtype.name)
-    block = min(_MAX_BLOCK, max(32, _pow2_ceil(k)))
+    block = min(_MAX_BLOCK, max(32, pow2_ceil(k)))
     col_blocks = _cdiv(k, block)
     base = b * col_blocks
     slots = _resident_blocks(dev, name, kernel, block)
@@ -179,10 +128,10 @@ def _rows(
     grid-strides."""
     name, kernel = _kernel(dev, op, shape, dtype)
     if length <= _WARP_MAX_LEN:
-        tpr = min(32, _pow2_ceil(_cdiv(length, _ROW_ELEMS_PER_LANE)))
+        tpr = min(32, pow2_ceil(_cdiv(length, _ROW_ELEMS_PER_LANE)))
         block = _MAX_BLOCK
     else:
-        block = _pow2_ceil(_cdiv(length, _ROW_ELEMS_PER_THREAD))
+        block = pow2_ceil(_cdiv(length, _ROW_ELEMS_PER_THREAD))
         block = min(_MAX_BLOCK, max(_ROW_BLOCK_MIN, block))
         tpr = block
     slots = _resident_blocks(dev, name, kernel, block)
@@ -242,7 +191,7 @@ def gram_reduce(
         nvec = _cdiv(m * m, _VEC_BYTES // G.itemsize)
         # About 8 vectors per thread: small matrices get a small block (m = 64 float32: 1024
         # vectors, 128 threads), anything from 2048 vectors a 256-thread block.
-        block = min(_MAX_BLOCK, max(32, _pow2_ceil(_cdiv(nvec, _GRAM_VECS_PER_THREAD))))
+        block = min(_MAX_BLOCK, max(32, pow2_ceil(_cdiv(nvec, _GRAM_VECS_PER_THREAD))))
         # Few big matrices: split each over nsplit blocks, up to one full wave of resident
         # blocks (m = 4096, B = 1 on an H100: ~500-1000 blocks); many matrices: one block each.
         by_work = _cdiv(nvec, block * _GRAM_VECS_PER_THREAD)

@@ -26,11 +26,12 @@ This module imports cupy at import time; only the cupy backend imports it.
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import cupy
 import numpy
+
+from .._cupy import KernelSource, blocks_per_sm, device_info, kernel_name, pow2_ceil
 
 # Kernel families per op: fastops_<op>_<dtype> (rows kernel), fastops_<op>_partial_<dtype>
 # (split rows, statistics) unless the op needs no row statistic, and the second kernel of the
@@ -48,11 +49,6 @@ _SECOND: dict[str, str] = {
 }
 _STATELESS: tuple[str, ...] = ("lse_backward",)  # out and dout given: no partial kernel
 _DTYPES: tuple[str, ...] = ("float16", "float32", "float64")
-# What gpu.py prepends to kernels.cu to build only one (op, dtype); see "Selection" there.
-_SELECT: str = (
-    "#define FASTOPS_SELECT 1\n#define FASTOPS_DTYPE_{dtype} 1\n#define FASTOPS_OP_{op} 1\n"
-)
-
 _STATE_SLOTS = 4  # FO_STATE_SLOTS in kernels.cu: accumulator slots per partial state
 _VEC_BYTES = 16  # kernels load 16-byte vectors (float4 / double2 / 8 halves)
 # Up to this length a warp (or fewer lanes) per row: a block per row would leave most of its
@@ -73,63 +69,11 @@ _GRID_BLOCKS_PER_SM = 32
 
 _NULL = numpy.uint64(0)  # a null pointer argument (CuPy passes the 8 bytes by value)
 
-_modules: dict[tuple[int, str, str], cupy.RawModule] = {}
-_kernels: dict[tuple[int, str], cupy.RawKernel] = {}
-_devices: dict[int, tuple[int, int, int]] = {}
-_blocks_per_sm_cache: dict[tuple[int, str, int], int] = {}
-
-
-@functools.lru_cache(maxsize=1)
-def _source() -> str:
-    return Path(__file__).with_name("kernels.cu").read_text(encoding="utf-8")
+_SOURCE = KernelSource(Path(__file__).with_name("kernels.cu"))
 
 
 def _kernel(dev: int, op: str, shape: str, dtype: str) -> cupy.RawKernel:
-    """The kernel ``fastops_<op>[_<shape>]_<dtype>`` for device ``dev`` (the current one)."""
-    name = f"fastops_{op}_{shape}_{dtype}" if shape else f"fastops_{op}_{dtype}"
-    kernel = _kernels.get((dev, name))
-    if kernel is None:
-        module = _modules.get((dev, op, dtype))
-        if module is None:
-            code = _SELECT.format(dtype=dtype.upper(), op=op.upper()) + _source()
-            # No --use_fast_math ever: the -inf / NaN rules need IEEE exp, compares and adds.
-            module = cupy.RawModule(code=code, options=("-std=c++17",))
-            _modules[(dev, op, dtype)] = module
-        kernel = module.get_function(name)
-        _kernels[(dev, name)] = kernel
-    return kernel
-
-
-def _device_info(dev: int) -> tuple[int, int, int]:
-    """(SM count, max resident threads per SM, registers per SM) of device ``dev``."""
-    info = _devices.get(dev)
-    if info is None:
-        props = cupy.cuda.runtime.getDeviceProperties(dev)
-        info = (
-            int(props["multiProcessorCount"]),
-            int(props["maxThreadsPerMultiProcessor"]),
-            int(props["regsPerMultiprocessor"]),
-        )
-        _devices[dev] = info
-    return info
-
-
-def _blocks_per_sm(dev: int, name: str, kernel: cupy.RawKernel, threads: int) -> int:
-    """Blocks of ``threads`` threads of ``kernel`` (named ``name``) resident per SM, limited by
-    threads and registers (shared memory is a few hundred bytes per block: never the limit)."""
-    key = (dev, name, threads)
-    blocks = _blocks_per_sm_cache.get(key)
-    if blocks is None:
-        _, max_threads, regs_per_sm = _device_info(dev)
-        regs_per_warp = -(-max(1, kernel.num_regs) * 32 // 256) * 256  # allocated per 256
-        by_regs = regs_per_sm // (regs_per_warp * (threads // 32))
-        blocks = max(1, min(max_threads // threads, by_regs))
-        _blocks_per_sm_cache[key] = blocks
-    return blocks
-
-
-def _pow2_ceil(v: int) -> int:
-    return 1 << max(0, v - 1).bit_length()
+    return _SOURCE.kernel(dev, op, shape, dtype)
 
 
 def _launch(op: str, x: cupy.ndarray, args: tuple) -> None:
@@ -141,7 +85,7 @@ def _launch(op: str, x: cupy.ndarray, args: tuple) -> None:
     rows, n = x.shape
     dtype = x.dtype.name
     dev = x.device.id
-    sms = _device_info(dev)[0]
+    sms = device_info(dev)[0]
     vecs = -(-n // (_VEC_BYTES // x.itemsize))  # 16-byte vectors per row
     stateless = op in _STATELESS
 
@@ -153,7 +97,7 @@ def _launch(op: str, x: cupy.ndarray, args: tuple) -> None:
     if rows < 2 * sms and by_work >= 2:
         shape = "apply" if stateless else "partial"
         first = _kernel(dev, op, shape, dtype)
-        slots = sms * _blocks_per_sm(dev, f"{op}_{shape}_{dtype}", first, _SPLIT_BLOCK)
+        slots = sms * blocks_per_sm(dev, kernel_name(op, shape, dtype), first, _SPLIT_BLOCK)
         nsplit = min(by_work, slots // rows)
         if nsplit >= 2:
             i64n = numpy.int64(n)
@@ -174,10 +118,10 @@ def _launch(op: str, x: cupy.ndarray, args: tuple) -> None:
     if n <= _WARP_MAX_N:
         # Lanes per row: a power of two giving each lane about 2 vectors (n = 16 float32 -> 2
         # lanes, n >= 256 float32 -> 32): fewer lanes mean fewer shuffle merges per row.
-        tpr = min(32, _pow2_ceil(-(-vecs // 2)))
+        tpr = min(32, pow2_ceil(-(-vecs // 2)))
         block = _WARP_ROWS_BLOCK
     else:
-        block = _pow2_ceil(-(-vecs // _ROW_VECS_PER_THREAD))
+        block = pow2_ceil(-(-vecs // _ROW_VECS_PER_THREAD))
         block = min(_ROW_BLOCK_MAX, max(_ROW_BLOCK_MIN, block))
         tpr = block
     rows_per_block = block // tpr
