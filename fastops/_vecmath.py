@@ -71,12 +71,9 @@ _ZERO_32 = np.float32(0.0)
 _INF_32 = np.float32(np.inf)
 
 
-def _exp64(x):
-    """exp(x) for float64, vectorisable: < 1 ulp for |x| <= 708, exact 0 / inf beyond."""
-    xc = min(max(x, _EXP_MIN_64), _EXP_MAX_64)
-    kf = np.floor(xc * _LOG2E_64 + 0.5)
-    r = (xc - kf * _LN2_HI_64) - kf * _LN2_LO_64
-    # Taylor series to r^13 on |r| <= ln2/2: truncation error 2.6e-17 relative.
+@numba.njit(fastmath=FASTMATH, cache=True, error_model="numpy", inline="always")
+def _expm1_taylor(r):
+    """r + r^2/2! + ... + r^13/13! (Horner over 1/k!): exp's series on |r| <= ln2/2, less 1."""
     p = 1.0 / 6227020800.0
     p = p * r + 1.0 / 479001600.0
     p = p * r + 1.0 / 39916800.0
@@ -90,7 +87,16 @@ def _exp64(x):
     p = p * r + 1.0 / 6.0
     p = p * r + 0.5
     p = p * r + 1.0
-    p = p * r + 1.0
+    return r * p
+
+
+def _exp64(x):
+    """exp(x) for float64, vectorisable: < 1 ulp for |x| <= 708, exact 0 / inf beyond."""
+    xc = min(max(x, _EXP_MIN_64), _EXP_MAX_64)
+    kf = np.floor(xc * _LOG2E_64 + 0.5)
+    r = (xc - kf * _LN2_HI_64) - kf * _LN2_LO_64
+    # Taylor series to r^13 on |r| <= ln2/2: truncation error 2.6e-17 relative.
+    p = 1.0 + _expm1_taylor(r)
     # 2^k as two factors so that k = 1024 (x near the overflow limit) stays representable.
     k = np.int64(kf)
     half = k >> 1
@@ -216,20 +222,7 @@ _EXPM1_SERIES_MIN = -0.34657359027997264
 @numba.njit(fastmath=FASTMATH, cache=True, error_model="numpy", inline="always")
 def _expm1_nonpositive(y):
     """expm1(y) for float64 y <= 0 (or -inf), vectorisable, within a few ulp."""
-    p = 1.0 / 6227020800.0  # Horner over 1/k!, k = 13 .. 1: expm1(y) = y * sum y^(k-1) / k!
-    p = p * y + 1.0 / 479001600.0
-    p = p * y + 1.0 / 39916800.0
-    p = p * y + 1.0 / 3628800.0
-    p = p * y + 1.0 / 362880.0
-    p = p * y + 1.0 / 40320.0
-    p = p * y + 1.0 / 5040.0
-    p = p * y + 1.0 / 720.0
-    p = p * y + 1.0 / 120.0
-    p = p * y + 1.0 / 24.0
-    p = p * y + 1.0 / 6.0
-    p = p * y + 0.5
-    p = p * y + 1.0
-    series = y * p
+    series = _expm1_taylor(y)
     far = fast_exp(y) - 1.0
     return series if y > _EXPM1_SERIES_MIN else far
 
