@@ -75,8 +75,12 @@ class Backend:
         return self.xp.ndarray
 
     def asarray(self, value: Any) -> Any:
-        """A host array (or None, or a scalar) on this backend's device; views stay views."""
-        if self.name == "cupy" and isinstance(value, np.ndarray):
+        """A host array (or None, or a scalar) on this backend's device; views stay views.
+
+        Arrays CuPy cannot hold (strings, objects) stay on the host, so that error tests reach
+        the function's own check.
+        """
+        if self.name == "cupy" and isinstance(value, np.ndarray) and value.dtype.kind not in "USO":
             return self.xp.asarray(value)
         return value
 
