@@ -4,7 +4,9 @@ Numba kernels run on NumPy arrays, CUDA kernels on CuPy arrays; the result lives
 lives. Importing fastops compiles nothing and never imports CuPy.
 """
 
+from . import random  # noqa: F401  (the fastops.random namespace)
 from ._dispatch import backends
+from .langevin import annealed_langevin, gmm_score, langevin_step, mala_step
 from .orthogonality import (
     orthogonality_penalties_and_grads,
     orthogonality_penalty,
@@ -12,6 +14,14 @@ from .orthogonality import (
     som_penalty,
     som_penalty_and_grad,
     spectral_norm,
+)
+from .rank_one import (
+    expm_rank1,
+    expm_rank1_apply,
+    expm_rank1_apply_backward,
+    expm_rank1_chain_apply,
+    expm_rank1_chain_apply_backward,
+    expm_rank1_logdet,
 )
 from .smooth import (
     log_softmax,
@@ -29,11 +39,21 @@ from .smooth import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "annealed_langevin",
     "backends",
+    "expm_rank1",
+    "expm_rank1_apply",
+    "expm_rank1_apply_backward",
+    "expm_rank1_chain_apply",
+    "expm_rank1_chain_apply_backward",
+    "expm_rank1_logdet",
+    "gmm_score",
+    "langevin_step",
     "log_softmax",
     "log_softmax_backward",
     "logsumexp",
     "logsumexp_backward",
+    "mala_step",
     "orthogonality_penalties_and_grads",
     "orthogonality_penalty",
     "orthogonality_penalty_and_grad",

@@ -20,6 +20,10 @@ import cupy
 SELECT: str = (
     "#define FASTOPS_SELECT 1\n#define FASTOPS_DTYPE_{dtype} 1\n#define FASTOPS_OP_{op} 1\n"
 )
+#: How a family's kernels.cu is preceded by another family's device library (the langevin kernels
+#: use the random family's generator): that file compiles only its device functions when
+#: FO_LIBRARY_ONLY is defined.
+LIBRARY_ONLY: tuple[str, str] = ("#define FO_LIBRARY_ONLY 1\n", "\n#undef FO_LIBRARY_ONLY\n")
 #: NVRTC options. Never --use_fast_math: the inf / NaN rules need IEEE exp, tanh, compares and
 #: adds, and the accuracy targets need the accurate libm functions.
 OPTIONS: tuple[str, ...] = ("-std=c++17",)
@@ -33,14 +37,21 @@ def kernel_name(op: str, shape: str, dtype: str) -> str:
 class KernelSource:
     """The kernels of one ``kernels.cu``, compiled per (device, op, dtype) and cached."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, library: Path | None = None) -> None:
         self.path = path
+        self.library = library
         self._modules: dict[tuple[int, str, str], cupy.RawModule] = {}
         self._kernels: dict[tuple[int, str], cupy.RawKernel] = {}
 
     @functools.cached_property
     def code(self) -> str:
-        return self.path.read_text(encoding="utf-8")
+        """The source: ``library``'s device functions (its kernels left out by
+        :data:`LIBRARY_ONLY`), then the family's own kernels.cu."""
+        own = self.path.read_text(encoding="utf-8")
+        if self.library is None:
+            return own
+        head, tail = LIBRARY_ONLY
+        return head + self.library.read_text(encoding="utf-8") + tail + own
 
     def kernel(self, dev: int, op: str, shape: str, dtype: str) -> cupy.RawKernel:
         """The kernel ``kernel_name(op, shape, dtype)`` on device ``dev`` (the current one),

@@ -28,17 +28,26 @@ _OPTIONS = {"fastmath": FASTMATH, "nogil": True, "error_model": "numpy"}
 
 inline = numba.njit(fastmath=FASTMATH, cache=True, error_model="numpy")
 
+# No fast-math flag at all: every product and sum rounded on its own (LLVM forms no fused
+# multiply-add without "contract"), for code that must give the same bits as the NumPy reference
+# and the CUDA kernels (the random generator's conversions, the Langevin update).
+IEEE: set[str] = set()
 
-def jit_pair(func: Callable[..., Any]) -> tuple[Any, Any]:
+#: :data:`inline` without fast-math flags (see :data:`IEEE`); inlined into its callers' IR.
+ieee_inline = numba.njit(cache=True, error_model="numpy", inline="always")
+
+
+def jit_pair(func: Callable[..., Any], fastmath: set[str] = FASTMATH) -> tuple[Any, Any]:
     """Compile ``func`` twice, lazily: parallel, and serial (for the workqueue fallback).
 
     Index the pair with the variant :class:`Launch` yields. Only the parallel compilation is
     cached on disk: both would share one cache entry (same function), so the serial one would
     load the parallel machine code and abort under workqueue exactly as the fallback is meant
-    to avoid.
+    to avoid. ``fastmath=IEEE`` compiles without fast-math flags.
     """
-    return (numba.njit(parallel=True, cache=True, **_OPTIONS)(func),
-            numba.njit(parallel=False, cache=False, **_OPTIONS)(func))
+    options = {**_OPTIONS, "fastmath": fastmath or False}
+    return (numba.njit(parallel=True, cache=True, **options)(func),
+            numba.njit(parallel=False, cache=False, **options)(func))
 
 
 # Numba's workqueue threading layer aborts the process when two threads launch parallel kernels

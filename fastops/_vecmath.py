@@ -127,6 +127,17 @@ def _exp32(x):
 
 
 @intrinsic
+def _float32_as_int32(typingctx, value):
+    """Reinterpret the bits of a float32 as an int32 (no conversion)."""
+    sig = types.int32(types.float32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return sig, codegen
+
+
+@intrinsic
 def _float64_as_int64(typingctx, value):
     """Reinterpret the bits of a float64 as an int64 (no conversion)."""
     sig = types.int64(types.float64)

@@ -48,7 +48,10 @@ def _parser() -> argparse.ArgumentParser:
         "256) and (256, 64, 64), ortho_model on a 50-kernel list at 1/4 width, "
         "som_penalty_and_grad on (1024, 256), spectral_norm on (2048, 2048) on the CPU; "
         "ortho_frobenius on (4096, 4096) and (256, 64, 64), the full 50-kernel list, SOM on "
-        "(1024, 512), spectral_norm on (4096, 4096) on the GPU",
+        "(1024, 512), spectral_norm on (4096, 4096) on the GPU; rank_one: expm_rank1 on "
+        "512 x (64, 64), expm_rank1_apply on (65536, 64) and (1024, 4096), "
+        "expm_rank1_chain_apply with L = 32 on (65536, 64), float64, on the CPU; float32 at "
+        "4096 x (64, 64), (1048576, 64), (1024, 4096) and L = 32 on (1048576, 64) on the GPU",
     )
     bench.add_argument(
         "--backend",

@@ -46,7 +46,19 @@ def module_literals(path: Path, names: Iterable[str]) -> dict[str, object]:
     return found
 
 
-SELECT = str(module_literals(FASTOPS / "_cupy.py", ["SELECT"])["SELECT"])
+_CUPY_LITERALS = module_literals(FASTOPS / "_cupy.py", ["SELECT", "LIBRARY_ONLY"])
+SELECT = str(_CUPY_LITERALS["SELECT"])
+LIBRARY_ONLY = tuple(_CUPY_LITERALS["LIBRARY_ONLY"])
+
+
+def module_source(kernels_cu: Path, library: Path | None = None) -> str:
+    """What KernelSource compiles (before SELECT): ``library``'s device functions, then
+    kernels_cu."""
+    own = kernels_cu.read_text(encoding="utf-8")
+    if library is None:
+        return own
+    head, tail = LIBRARY_ONLY
+    return head + library.read_text(encoding="utf-8") + tail + own
 
 
 def compile_cubin(src: Path, arch: str) -> bytes:
@@ -70,10 +82,11 @@ def assert_header_free(kernels_cu: Path) -> None:
 
 
 def check_selected_modules(kernels_cu: Path, ops: Iterable[str], dtypes: Iterable[str],
-                           expected: Callable[[str, str], set[str]], tmp_path: Path) -> None:
+                           expected: Callable[[str, str], set[str]], tmp_path: Path,
+                           library: Path | None = None) -> None:
     """Every (op, dtype) module gpu.py builds compiles for sm_90 and defines exactly
-    ``expected(op, dtype)``."""
-    source = kernels_cu.read_text(encoding="utf-8")
+    ``expected(op, dtype)`` (``library``: the device library KernelSource prepends)."""
+    source = module_source(kernels_cu, library)
     jobs = []
     for dtype in dtypes:
         for op in ops:
@@ -87,10 +100,14 @@ def check_selected_modules(kernels_cu: Path, ops: Iterable[str], dtypes: Iterabl
 
 
 def check_whole_file(kernels_cu: Path, ops: Iterable[str], dtypes: Iterable[str],
-                     expected: Callable[[str, str], set[str]], tmp_path: Path) -> None:
+                     expected: Callable[[str, str], set[str]], tmp_path: Path,
+                     library: Path | None = None) -> None:
     """The unselected kernels.cu compiles for sm_80 and defines every kernel of every op."""
     src = tmp_path / "all.cu"
-    src.write_text(f'#include "{kernels_cu.as_posix()}"\n')
+    if library is None:
+        src.write_text(f'#include "{kernels_cu.as_posix()}"\n')
+    else:
+        src.write_text(module_source(kernels_cu, library))
     dtypes = list(dtypes)
     want = set().union(*(expected(op, dtype) for op in ops for dtype in dtypes))
     assert kernel_names(compile_cubin(src, "sm_80")) == want

@@ -53,13 +53,14 @@ def test_import_is_light():
     scipy is not checked: numba imports it when installed."""
     code = (
         "import sys, fastops.bench, fastops.bench.smooth, fastops.bench.orthogonality\n"
+        "import fastops.bench.rank_one\n"
         "import fastops.cli\n"
         "from fastops.bench.cases import get_cases\n"
         "for size in ('tiny', 'quick', 'full'):\n"
         "    get_cases(size, ['numba'])\n"
         "heavy = [m for m in ('cupy', 'torch', 'rich', 'matplotlib') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
-        "import benchmarks.smooth, benchmarks.orthogonality\n"
+        "import benchmarks.smooth, benchmarks.orthogonality, benchmarks.rank_one\n"
         "assert 'torch' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
@@ -89,6 +90,17 @@ def test_orthogonality_nbytes_floor():
     )
     with pytest.raises(ValueError):
         nb("nope", (2, 2), s)
+
+
+def test_rank_one_nbytes_floor():
+    from fastops.bench import rank_one as rank_one_bench
+
+    nb = rank_one_bench.nbytes_floor
+    assert nb("expm_rank1", (3, 5), 8) == (2 * 15 + 75) * 8  # read x, y; write E
+    assert nb("expm_rank1_apply", (3, 5), 4) == 4 * 15 * 4  # read x, y, v; write z
+    assert nb("expm_rank1_chain_apply", (3, 5), 4, L=2) == (2 * 10 + 2 * 15 + 3) * 4
+    with pytest.raises(ValueError):
+        nb("nope", (2, 2), 4)
 
 
 def test_case_selection():
@@ -200,7 +212,7 @@ def test_tiny_cases_agree_with_peers(backend):
             case.teardown()
 
 
-@pytest.mark.parametrize("family", ["smooth", "orthogonality"])
+@pytest.mark.parametrize("family", ["smooth", "orthogonality", "rank_one"])
 def test_asv_benchmarks_run_once(monkeypatch, family):
     """Every asv benchmark class runs setup / time / teardown once at tiny size."""
     monkeypatch.setenv("FASTOPS_BENCH_SIZE", "tiny")
@@ -245,7 +257,7 @@ def test_cli_bench_json(tiny_json):
         assert device in ("cpu", "cuda") and bw["GBps"] > 0
     expected = get_cases("tiny", BACKENDS)
     assert [(r["op"], r["backend"]) for r in d["rows"]] == [(c.op, c.backend) for c in expected]
-    assert {r["family"] for r in d["rows"]} == {"smooth", "orthogonality"}
+    assert {r["family"] for r in d["rows"]} == {"smooth", "orthogonality", "rank_one"}
     for r in d["rows"]:
         assert r["error"] is None, r["error"]
         assert r["time_s"] > 0 and r["bytes"] > 0 and r["GBps"] > 0

@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 
 import fastops
+import fastops.langevin as langevin_mod
 import fastops.orthogonality as orthogonality_mod
+import fastops.random as random_mod
+import fastops.rank_one as rank_one_mod
 import fastops.smooth as smooth_mod
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +30,16 @@ ORTHOGONALITY_OPS = (
     "som_penalty_and_grad",
     "spectral_norm",
 )
-PUBLIC_OPS = FORWARD + BACKWARD + ORTHOGONALITY_OPS
+RANK_ONE_OPS = (
+    "expm_rank1",
+    "expm_rank1_apply",
+    "expm_rank1_apply_backward",
+    "expm_rank1_logdet",
+    "expm_rank1_chain_apply",
+    "expm_rank1_chain_apply_backward",
+)
+LANGEVIN_OPS = ("langevin_step", "mala_step", "annealed_langevin", "gmm_score")
+PUBLIC_OPS = FORWARD + BACKWARD + ORTHOGONALITY_OPS + RANK_ONE_OPS + LANGEVIN_OPS
 _CUPY = fastops.backends()["cupy"]
 NO_GPU = pytest.mark.skipif(not _CUPY["available"], reason=f"cupy: {_CUPY['reason']}")
 
@@ -64,6 +76,13 @@ ALL_CPU_CALLS = """
     fastops.orthogonality_penalties_and_grads([W, W[0]], "offdiag")
     fastops.som_penalty_and_grad(W)
     fastops.spectral_norm(W, np.ones((2, 6)))
+    xr, yr, vr = W[0, 0], W[0, 1], W[1, 0]
+    fastops.expm_rank1(xr, yr)
+    fastops.expm_rank1_logdet(xr, yr)
+    fastops.expm_rank1_apply(xr, yr, vr, inverse=True)
+    fastops.expm_rank1_apply_backward(xr, yr, vr, vr)
+    z, ld = fastops.expm_rank1_chain_apply(W[0, :2], W[1, :2], vr)
+    fastops.expm_rank1_chain_apply_backward(W[0, :2], W[1, :2], vr, z, ld)
 """
 
 
@@ -110,7 +129,10 @@ def test_import_compiles_nothing():
     code = """
         import numba
         import fastops
+        import fastops.langevin.cpu as langevin_cpu
         import fastops.orthogonality.cpu as ortho_cpu
+        import fastops.random.cpu as random_cpu
+        import fastops.rank_one.cpu as rank_one_cpu
         import fastops.smooth.cpu as cpu
 
         def dispatchers(module):
@@ -120,7 +142,8 @@ def test_import_compiles_nothing():
                     if isinstance(item, numba.core.dispatcher.Dispatcher):
                         yield name, item
 
-        for module, least in ((cpu, 10), (ortho_cpu, 8)):
+        for module, least in ((cpu, 10), (ortho_cpu, 8), (rank_one_cpu, 7), (random_cpu, 2),
+                              (langevin_cpu, 3)):
             found = list(dispatchers(module))
             assert len(found) >= least, [n for n, _ in found]
             compiled = [name for name, d in found if d.signatures]
@@ -135,7 +158,8 @@ def test_import_fastops_does_not_load_kernels():
     code = """
         import sys
         import fastops
-        for name in ("fastops.smooth.cpu", "fastops.orthogonality.cpu"):
+        for name in ("fastops.smooth.cpu", "fastops.orthogonality.cpu",
+                     "fastops.rank_one.cpu", "fastops.random.cpu", "fastops.langevin.cpu"):
             assert name not in sys.modules or not any(
                 d.signatures for d in vars(sys.modules[name]).values()
                 if hasattr(d, "signatures"))
@@ -157,6 +181,9 @@ def test_public_names():
     assert public == expected, public ^ expected
     assert set(smooth_mod.__all__) == set(FORWARD + BACKWARD)
     assert set(orthogonality_mod.__all__) == {"KINDS", *ORTHOGONALITY_OPS}
+    assert set(rank_one_mod.__all__) == set(RANK_ONE_OPS)
+    assert set(langevin_mod.__all__) == {"MALA_UNIFORM_OFFSET", *LANGEVIN_OPS}
+    assert set(random_mod.__all__) == {"STREAM_VERSION", "normal", "philox4x32", "uniform"}
 
 
 def test_backends_dict():

@@ -6,11 +6,15 @@ import numpy as np
 import pytest
 
 import fastops
+import fastops.langevin
 import fastops.orthogonality
+import fastops.random
+import fastops.rank_one
 import fastops.smooth
 
 
-@pytest.mark.parametrize("module", [fastops.smooth, fastops.orthogonality, fastops._dispatch],
+@pytest.mark.parametrize("module", [fastops.smooth, fastops.orthogonality, fastops.rank_one,
+                                    fastops.langevin, fastops.random, fastops._dispatch],
                          ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, extraglobs={"np": np, "fastops": fastops},

@@ -180,6 +180,7 @@ _FAMILIES: dict[str, Family] = {}
 _BUILTIN_FAMILIES: dict[str, str] = {
     "smooth": "fastops.bench.smooth",
     "orthogonality": "fastops.bench.orthogonality",
+    "rank_one": "fastops.bench.rank_one",
 }
 
 

@@ -1,0 +1,351 @@
+"""Langevin family: fused Langevin and MALA steps with in-kernel noise, the annealed Langevin
+sampler of Song & Ermon (2019), and a Gaussian-mixture score.
+
+From Su Jianlin's post "from denoising autoencoders to generative models"
+(kexue.fm/archives/7038) and Song & Ermon, "Generative Modeling by Estimating Gradients of the
+Data Distribution" (2019). Math: ../shared/formulas.md section 7 (D3, D4, D6); bad input:
+../shared/semantics.md ("langevin and random").
+
+The noise of step ``step`` under ``seed`` is ``fastops.random.normal(x.shape, seed=seed,
+stream=step)``, generated inside the kernel: flat position i of x (C order) takes the normal at
+position i. So a step is reproducible bit for bit whatever the thread count, the GPU launch
+shape or how the caller chunks the array, and the CPU and the GPU compute the same bits (the
+update is the same IEEE arithmetic on both; the contract is within 4 ulp for the normals).
+
+How it is fast: one pass per step reads x and score and writes x (12 bytes per float32
+element, ``out=x`` updates in place) with the Philox generator and the Box-Muller transform in
+registers, where NumPy/PyTorch/CuPy eager code allocates the noise and runs several
+elementwise passes; the CPU kernel is vectorised (AVX-512 / AVX2) and parallel.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .. import _checks
+from .._dispatch import array_module, resolve_backend
+from ..random import check_uint64
+from ..random import uniform as _uniform
+from . import reference
+from .reference import MALA_UNIFORM_OFFSET
+
+__all__ = ["MALA_UNIFORM_OFFSET", "annealed_langevin", "gmm_score", "langevin_step", "mala_step"]
+
+
+def _kernels(backend: str) -> Any:
+    return importlib.import_module(f"{__name__}.{'gpu' if backend == 'cupy' else 'cpu'}")
+
+
+def _same_shape(func: str, name: str, arr: Any, ref_name: str, ref_shape: tuple[int, ...]) -> None:
+    if tuple(arr.shape) != tuple(ref_shape):
+        raise ValueError(f"{func}: {name} must have the shape of {ref_name} {tuple(ref_shape)}; "
+                         f"got shape {tuple(arr.shape)}")
+
+
+def _overlaps(xp: Any, a: Any, b: Any) -> bool:
+    """Whether a and b share memory (exactly for NumPy; bounds first for CuPy, so that the exact
+    test, a kernel and a host synchronisation, runs only when the bounds overlap)."""
+    if a.size == 0 or b.size == 0:
+        return False
+    if xp is np:
+        return bool(np.shares_memory(a, b))
+    return bool(xp.may_share_memory(a, b)) and bool(xp.shares_memory(a, b))
+
+
+def _same_view(a: Any, b: Any) -> bool:
+    """Whether a and b are the same elements in the same layout (an in-place update)."""
+    if a is b:
+        return True
+    ptr = (lambda v: v.data.ptr) if not isinstance(a, np.ndarray) else (
+        lambda v: v.__array_interface__["data"][0])
+    return (a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype
+            and ptr(a) == ptr(b))
+
+
+def _flat(xp: Any, arr: Any, dtype: np.dtype) -> Any:
+    """A C-contiguous 1-D array of ``arr``'s elements in ``dtype`` (a view when it can be)."""
+    return xp.ascontiguousarray(arr, dtype=dtype).reshape(-1)
+
+
+def langevin_step(x: Any, score: Any, step_size: float, *, seed: int, step: int,
+                  noise_scale: float = 1.0, out: Any = None, backend: str | None = None) -> Any:
+    """One Langevin step ``x + (step_size/2) score + noise_scale sqrt(step_size) z``.
+
+    ``z = fastops.random.normal(x.shape, seed=seed, stream=step)`` is generated in the kernel
+    (never stored). ``x`` and ``score`` have the same shape; ``out=x`` updates x in place (any
+    other overlap of out with x or score is a ValueError). float32 / float64 are computed in
+    their own precision (float16 in float32, integers in float64), each product and sum rounded
+    on its own: the result equals the NumPy reference (``backend="numpy"``) bit for bit on the
+    CPU. A NaN in score gives NaN in those elements only.
+
+    >>> import numpy as np, fastops
+    >>> x = np.zeros(4, np.float32)
+    >>> y = fastops.langevin_step(x, np.ones(4, np.float32), 0.01, seed=0, step=0)
+    >>> bool(np.array_equal(y, fastops.langevin_step(x, np.ones(4, np.float32), 0.01, seed=0,
+    ...                                              step=0, backend="numpy")))
+    True
+    """
+    func = "langevin_step"
+    backend = resolve_backend(func, (x, score, out), backend)
+    xp = array_module(backend)
+    x = _checks.real_array(func, "x", x, xp)
+    score = _checks.real_array(func, "score", score, xp)
+    _same_shape(func, "score", score, "x", x.shape)
+    step_size = _checks.real_number(func, "step_size", step_size, positive=True)
+    noise_scale = _checks.real_number(func, "noise_scale", noise_scale, nonnegative=True)
+    seed = check_uint64(func, "seed", seed)
+    step = check_uint64(func, "step", step)
+    result = _checks.result_dtype(func, "x", x.dtype)
+    work = _checks.working_dtype(func, "x", x.dtype)
+    inplace = False
+    if out is not None:
+        if not isinstance(out, xp.ndarray):
+            raise TypeError(f"{func}: out must be a {xp.__name__} array; got {type(out).__name__}")
+        _same_shape(func, "out", out, "x", x.shape)
+        if out.dtype != result:
+            raise ValueError(f"{func}: out must have dtype {result}; got {out.dtype}")
+        inplace = _same_view(out, x)
+        if (not inplace and _overlaps(xp, out, x)) or _overlaps(xp, out, score):
+            raise ValueError(f"{func}: out may be x itself (an in-place update) but must not "
+                             "overlap x otherwise, nor score")
+    if backend == "numpy":
+        res = np.asarray(reference.langevin_step(xp.asarray(x, work), score, step_size,
+                                                 seed=seed, step=step, noise_scale=noise_scale))
+        res = res.astype(result, copy=False)
+        if out is None:
+            return res
+        out[...] = res
+        return out
+    c1, c2 = reference.step_coefficients(step_size, noise_scale, work)
+    xw = _flat(xp, x, work)
+    sw = _flat(xp, score, work)
+    direct = out is not None and out.dtype == work and out.flags.c_contiguous
+    if direct:
+        target = out.reshape(-1)
+        if inplace:
+            xw = target  # x is out: the kernel reads and writes the same array
+    else:
+        target = xp.empty(x.size, work)
+    _kernels(backend).step(xw, sw, target, c1, c2, seed, step)
+    if out is None:
+        return target.reshape(x.shape).astype(result, copy=False)
+    if not direct:
+        out[...] = target.reshape(out.shape)
+    return out
+
+
+def mala_step(x: Any, log_prob: Any, score: Any,
+              log_prob_and_score: Callable[[Any], tuple[Any, Any]], step_size: float, *,
+              seed: int, step: int, backend: str | None = None) -> tuple[Any, Any, Any, Any]:
+    """One Metropolis-adjusted Langevin step for chains along the leading axis of x.
+
+    The proposal is :func:`langevin_step` (seed, step); ``log_prob_and_score(y)`` returns the
+    log density (n_chains,) and its gradient (x's shape) at the proposals; chain c accepts if
+    ``log u_c < log alpha_c`` with ``log alpha = lp(y) - lp(x) + log q(x|y) - log q(y|x)``,
+    ``log q(a|b) = -||a - b - (h/2) s(b)||^2 / (2h)`` (sums in float64) and ``u_c`` the float64
+    uniform at position ``MALA_UNIFORM_OFFSET + c`` of the stream ``step``. A proposal whose
+    log density is NaN is rejected. Returns ``(x_new, log_prob_new, score_new, accepted)``.
+
+    >>> import numpy as np, fastops
+    >>> def target(x):  # standard normal: log density and score
+    ...     return -0.5 * np.sum(x * x, axis=1), -x
+    >>> x = np.zeros((1000, 2))
+    >>> lp, s = target(x)
+    >>> for t in range(50):
+    ...     x, lp, s, ok = fastops.mala_step(x, lp, s, target, 0.5, seed=1, step=t)
+    >>> bool(0.8 < x.var() < 1.2)
+    True
+    """
+    func = "mala_step"
+    backend = resolve_backend(func, (x, log_prob, score), backend)
+    xp = array_module(backend)
+    x = _checks.real_array(func, "x", x, xp)
+    if x.ndim < 1:
+        raise ValueError(f"{func}: x must have at least 1 dimension (chains, ...); got a scalar")
+    n = x.shape[0]
+    log_prob = _checks.real_array(func, "log_prob", log_prob, xp)
+    _same_shape(func, "log_prob", log_prob, "x's chains", (n,))
+    score = _checks.real_array(func, "score", score, xp)
+    _same_shape(func, "score", score, "x", x.shape)
+    if not callable(log_prob_and_score):
+        raise TypeError(f"{func}: log_prob_and_score must be callable; "
+                        f"got {type(log_prob_and_score).__name__}")
+    step_size = _checks.real_number(func, "step_size", step_size, positive=True)
+    seed = check_uint64(func, "seed", seed)
+    step = check_uint64(func, "step", step)
+    y = langevin_step(x, score, step_size, seed=seed, step=step, backend=backend)
+    lp_y, s_y = log_prob_and_score(y)
+    lp_y = _checks.real_array(func, "log_prob_and_score(...)[0]", lp_y, xp)
+    _same_shape(func, "log_prob_and_score(...)[0]", lp_y, "x's chains", (n,))
+    s_y = _checks.real_array(func, "log_prob_and_score(...)[1]", s_y, xp)
+    _same_shape(func, "log_prob_and_score(...)[1]", s_y, "x", x.shape)
+    u = _uniform(n, seed=seed, stream=step, dtype="float64", offset=MALA_UNIFORM_OFFSET,
+                 backend=backend)
+    if backend == "numpy":
+        accepted = reference.mala_accept(x, y, log_prob, lp_y, score, s_y, step_size, u)
+        y = np.where(accepted.reshape((n,) + (1,) * (x.ndim - 1)), y, x).astype(y.dtype)
+    else:
+        d = x.size // n if n else 0
+        work = _checks.working_dtype(func, "x", x.dtype)
+        y2 = y.reshape(n, d) if y.dtype == work else y.reshape(n, d).astype(work)
+        # y2 is ours: the kernel turns it into x_new
+        accepted = _kernels(backend).mala_accept(
+            xp.ascontiguousarray(x, dtype=work).reshape(n, d), y2,
+            xp.ascontiguousarray(score, dtype=work).reshape(n, d),
+            xp.ascontiguousarray(s_y, dtype=work).reshape(n, d),
+            xp.ascontiguousarray(log_prob, dtype=np.float64),
+            xp.ascontiguousarray(lp_y, dtype=np.float64), u, step_size)
+        y = y2.reshape(x.shape).astype(y.dtype, copy=False)
+    lp_dtype = np.result_type(log_prob.dtype, lp_y.dtype)
+    lp_new = xp.where(accepted, lp_y, log_prob).astype(lp_dtype, copy=False)
+    keep = accepted.reshape((n,) + (1,) * (x.ndim - 1))
+    score_new = xp.where(keep, s_y, score).astype(np.result_type(score.dtype, s_y.dtype),
+                                                  copy=False)
+    return y, lp_new, score_new, accepted
+
+
+def _progress_bar(total: int) -> tuple[Callable[[], None], Callable[[], None]]:
+    """(advance, close) of a progress bar over ``total`` steps: rich's when installed, else a
+    line on stderr every 10%."""
+    try:
+        from rich.progress import Progress
+    except ImportError:
+        state = {"done": 0}
+
+        def advance() -> None:
+            state["done"] += 1
+            if state["done"] * 10 // total != (state["done"] - 1) * 10 // total:
+                print(f"annealed_langevin: {state['done']}/{total} steps", file=sys.stderr)
+
+        return advance, lambda: None
+    bar = Progress(transient=False)
+    bar.start()
+    task = bar.add_task("annealed Langevin", total=total)
+    return (lambda: bar.advance(task)), bar.stop
+
+
+def annealed_langevin(score: Callable[[Any, float], Any], x0: Any, sigmas: Sequence[float], *,
+                      n_steps_each: int = 100, eps: float = 2e-5, seed: int = 0,
+                      denoise: bool = True, callback: Callable[[int, int, Any], None] | None = None,
+                      progress: bool = False) -> Any:
+    """Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1).
+
+    For each noise level ``sigma_i`` of ``sigmas`` (usually decreasing, e.g. geometric from 1 to
+    0.01), ``alpha_i = eps sigma_i^2 / sigma_L^2`` (sigma_L the last level) and
+    ``n_steps_each`` updates ``x <- x + (alpha_i/2) score(x, sigma_i) + sqrt(alpha_i) z``, the
+    paper's convention. The NCSN reference code writes ``x + step_lr (sigma_i/sigma_L)^2 s +
+    sqrt(2 step_lr (sigma_i/sigma_L)^2) z``: its ``step_lr`` is ``eps / 2`` here (its default
+    2e-5 is ``eps=4e-5``). Step t of level i (both from 0) draws its noise from the stream
+    ``i * n_steps_each + t`` of ``seed``, so runs are reproducible. ``denoise=True`` ends with
+    the step ``x + sigma_L^2 score(x, sigma_L)`` (Tweedie's denoiser, formulas.md D4).
+
+    ``score(x, sigma)`` is called on x's array type (NumPy or CuPy) and must return an array of
+    x's shape. ``callback(level, t, x)`` runs after every update; ``progress=True`` shows a
+    progress bar (rich when installed). x0 is not modified; returns the samples.
+
+    >>> import numpy as np, fastops
+    >>> means = np.array([[-4.0], [4.0]])
+    >>> score = lambda x, sigma: fastops.gmm_score(x, means, sigma, component_std=0.5)
+    >>> x = fastops.annealed_langevin(score, np.zeros((2000, 1)), np.geomspace(1, 0.01, 10),
+    ...                               n_steps_each=50)
+    >>> bool(abs((x > 0).mean() - 0.5) < 0.05) and bool(np.abs(np.abs(x) - 4).mean() < 0.6)
+    True
+    """
+    func = "annealed_langevin"
+    if not callable(score):
+        raise TypeError(f"{func}: score must be callable; got {type(score).__name__}")
+    backend = resolve_backend(func, (x0,), None)
+    xp = array_module(backend)
+    x0 = _checks.real_array(func, "x0", x0, xp)
+    levels = [_checks.real_number(func, "sigmas[i]", s, positive=True) for s in sigmas]
+    if not levels:
+        raise ValueError(f"{func}: sigmas must hold at least one noise level; got none")
+    n_steps_each = _checks.positive_int(func, "n_steps_each", n_steps_each)
+    eps = _checks.real_number(func, "eps", eps, positive=True)
+    seed = check_uint64(func, "seed", seed)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"{func}: callback must be callable; got {type(callback).__name__}")
+    result = _checks.result_dtype(func, "x0", x0.dtype)
+    x = xp.array(x0, dtype=result, copy=True)
+    last = levels[-1]
+    advance, close = _progress_bar(len(levels) * n_steps_each) if progress else (None, None)
+    try:
+        for i, sigma in enumerate(levels):
+            alpha = eps * (sigma / last) ** 2
+            for t in range(n_steps_each):
+                s = score(x, sigma)
+                langevin_step(x, s, alpha, seed=seed, step=i * n_steps_each + t, out=x,
+                              backend=backend)
+                if callback is not None:
+                    callback(i, t, x)
+                if advance is not None:
+                    advance()
+    finally:
+        if close is not None:
+            close()
+    if denoise:
+        s = _checks.real_array(func, "score(x, sigma)", score(x, last), xp)
+        _same_shape(func, "score(x, sigma)", s, "x0", x.shape)
+        x += (last * last) * s.astype(result, copy=False)
+    return x
+
+
+def gmm_score(x: Any, means: Any, sigma: float, *, log_weights: Any = None,
+              component_std: float = 0.0, backend: str | None = None) -> Any:
+    """Score (gradient of the log density) of the mixture ``sum_k w_k N(mu_k, v I)`` with
+    ``v = component_std^2 + sigma^2`` at the points x (..., d): a mixture of isotropic Gaussians
+    of std ``component_std`` seen through noise of std ``sigma`` (the score an annealed sampler
+    needs at level sigma). ``means``: (K, d); ``log_weights``: (K,) unnormalised log weights
+    (uniform when None). One fused pass per point: the responsibilities come from a stable
+    softmax over the components, ``score = (sum_k r_k mu_k - x) / v``. A NaN in a point gives
+    NaN in its score only.
+
+    >>> import numpy as np, fastops
+    >>> fastops.gmm_score(np.array([[1.0, 0.0]]), np.array([[0.0, 0.0]]), 1.0).tolist()
+    [[-1.0, 0.0]]
+    """
+    func = "gmm_score"
+    backend = resolve_backend(func, (x, means, log_weights), backend)
+    xp = array_module(backend)
+    x = _checks.real_array(func, "x", x, xp)
+    means = _checks.real_array(func, "means", means, xp)
+    if x.ndim < 1:
+        raise ValueError(f"{func}: x must have shape (..., d); got a scalar")
+    if means.ndim != 2 or means.shape[0] < 1:
+        raise ValueError(f"{func}: means must have shape (K, d) with K >= 1; "
+                         f"got shape {tuple(means.shape)}")
+    if means.shape[1] != x.shape[-1]:
+        raise ValueError(f"{func}: means of shape {tuple(means.shape)} and x of shape "
+                         f"{tuple(x.shape)} differ in the last dimension d")
+    k = means.shape[0]
+    if log_weights is not None:
+        log_weights = _checks.real_array(func, "log_weights", log_weights, xp)
+        _same_shape(func, "log_weights", log_weights, "means' components", (k,))
+    sigma = _checks.real_number(func, "sigma", sigma, nonnegative=True)
+    component_std = _checks.real_number(func, "component_std", component_std, nonnegative=True)
+    var = component_std ** 2 + sigma ** 2
+    if not (var > 0.0 and math.isfinite(var)):
+        raise ValueError(f"{func}: component_std^2 + sigma^2 must be finite and > 0; got "
+                         f"sigma={sigma!r}, component_std={component_std!r}")
+    result = _checks.result_dtype(func, "x", x.dtype)
+    work = _checks.working_dtype(func, "x", x.dtype)
+    d = x.shape[-1]
+    if backend == "numpy":
+        pts = np.asarray(x, work).reshape(-1, d)
+        res = reference.gmm_score(pts, means, sigma, log_weights=log_weights,
+                                  component_std=component_std)
+        return res.reshape(x.shape).astype(result, copy=False)
+    pts = xp.ascontiguousarray(x, dtype=work).reshape(-1, d)
+    mu = xp.ascontiguousarray(means, dtype=work)
+    lw = (xp.zeros(k, work) if log_weights is None
+          else xp.ascontiguousarray(log_weights, dtype=work))
+    if pts.shape[0] == 0 or d == 0:
+        return xp.zeros(x.shape, result)
+    res = _kernels(backend).gmm_score(pts, mu, lw, var)
+    return res.reshape(x.shape).astype(result, copy=False)

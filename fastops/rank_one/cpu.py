@@ -1,0 +1,392 @@
+"""Numba (CPU) kernels of the rank_one family: exp(x yᵀ) dense, applied, chained, and backward.
+
+The interface (names, arguments, results) is ``BACKEND_INTERFACE.md`` beside this file. Every
+kernel works per batch entry b, running in parallel over the entries (``prange``), and finds
+the entry's x, y, v rows through index maps (``ix[b]``; an empty map is the identity), so a
+broadcast operand (one x, y for a batch of v) is never copied per entry. Inside an entry:
+
+- the dot products are fused: one loop over k reads x, y, v once and accumulates ``s = yᵀx``
+  and ``a = yᵀv`` (and ``b = xᵀdz`` in the backward passes) in float64, a reduction LLVM
+  vectorises (reassociation allowed by ``FASTMATH``, never nnan/ninf);
+- the scalars (φ(s) = expm1(s)/s with libm's expm1, φ'(s) with its Taylor series for
+  |s| < 1e-2, the log-space coefficient where φ overflows) are computed once per entry;
+- a second loop writes ``z = v + c·x`` (a select keeps ``c·0 = 0`` for an infinite c) from the
+  same rows, which are still in L1;
+- a chain keeps the vector in a float64 buffer across its L factors (v read once, z written
+  once); its backward stores each factor's input in a per-task (L, k) float64 buffer during
+  the recomputed forward, then walks the factors back;
+- the dense matrix is written row by row in one pass, parallel over the B·k rows (so one
+  large matrix uses every core too), from a per-entry φ computed first.
+
+Everything compiles lazily on the first call per dtype (``cache=True`` keeps the machine code on
+disk); importing this module compiles nothing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import prange
+
+from .._numba import Launch, inline, jit_pair
+
+#: A call goes parallel from this many vector elements on (B·k, times L for chains): below it
+#: a parallel region costs more than it saves.
+PARALLEL_MIN_ELEMENTS = 1 << 15
+#: Tasks per thread of the chunked kernels (chains), so that uneven entries balance out.
+_TASKS_PER_THREAD = 4
+#: |s| below which φ'(s) is its Taylor series (float64 scalars; formulas.md 2.2).
+_DPHI_TAYLOR_BELOW = 1e-2
+
+_NO_INDEX = np.empty(0, dtype=np.int64)
+_NO_VALUES = np.empty(0, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------------------------
+# Scalars (once per batch entry)
+# --------------------------------------------------------------------------------------------
+
+
+@inline
+def _at(idx, b):
+    """Entry of the operand for batch entry b: idx[b], or b for the identity (empty) map."""
+    # int64 on both branches: a prange index is unsigned, and uint64 | int64 unify to float64
+    return np.int64(b) if idx.size == 0 else np.int64(idx[b])
+
+
+@inline
+def _phi(s):
+    """φ(s) = expm1(s)/s, exactly 1 at s = 0 (libm expm1: < 1 ulp, fine for tiny s)."""
+    return 1.0 if s == 0.0 else math.expm1(s) / s
+
+
+@inline
+def _dphi(s):
+    """φ'(s) = (e^s − φ(s))/s; its Taylor series for |s| < 1e-2 (cancellation)."""
+    if abs(s) < _DPHI_TAYLOR_BELOW:
+        return 0.5 + s * (1.0 / 3.0 + s * (1.0 / 8.0 + s * (1.0 / 30.0 + s * (
+            1.0 / 144.0 + s * (1.0 / 840.0)))))
+    return (math.exp(s) - _phi(s)) / s
+
+
+@inline
+def _factor(s, inverse):
+    """(g(s), g'(s)): (φ(s), φ'(s)) for E, (−φ(−s), φ'(−s)) for E⁻¹."""
+    if inverse:
+        return -_phi(-s), _dphi(-s)
+    return _phi(s), _dphi(s)
+
+
+@inline
+def _coef(s, a, inverse):
+    """g(s)·a: 0 when a == 0 (unless g is NaN), in log space where φ overflowed."""
+    t = -s if inverse else s
+    sign = -1.0 if inverse else 1.0
+    ph = _phi(t)
+    if a == 0.0 and not math.isnan(ph):
+        return 0.0
+    c = sign * ph * a
+    if math.isinf(ph) and math.isfinite(t) and math.isfinite(a):
+        log_c = t - math.log(t) + math.log1p(-math.exp(-t)) + math.log(abs(a))
+        c = sign * math.copysign(math.exp(log_c), a)
+    return c
+
+
+# --------------------------------------------------------------------------------------------
+# Kernels
+# --------------------------------------------------------------------------------------------
+
+
+def _logdet_impl(x, ix, y, iy, out):
+    """out[b] = yᵀx (float64 sum, rounded once)."""
+    for b in prange(out.shape[0]):
+        xr = x[_at(ix, b)]
+        yr = y[_at(iy, b)]
+        s = 0.0
+        for j in range(xr.size):
+            s += np.float64(xr[j]) * np.float64(yr[j])
+        out[b] = s
+
+
+def _phi_impl(x, ix, y, iy, out):
+    """out[b] = φ(yᵀx) (float64)."""
+    for b in prange(out.shape[0]):
+        xr = x[_at(ix, b)]
+        yr = y[_at(iy, b)]
+        s = 0.0
+        for j in range(xr.size):
+            s += np.float64(xr[j]) * np.float64(yr[j])
+        out[b] = _phi(s)
+
+
+def _dense_impl(x, ix, y, iy, phi, out):
+    """out[b, i, :] = δ_i + φ_b x_i y (0 where x_i y_j == 0), one task per row."""
+    B, k = out.shape[0], out.shape[1]
+    for r in prange(B * k):
+        b = r // k
+        i = r - b * k
+        xi = np.float64(x[_at(ix, b), i])
+        yr = y[_at(iy, b)]
+        ph = phi[b]
+        o = out[b, i]
+        for j in range(k):
+            t = xi * np.float64(yr[j])
+            o[j] = ph * t if t != 0.0 else 0.0
+        t = xi * np.float64(yr[i])
+        o[i] = 1.0 + (ph * t if t != 0.0 else 0.0)
+
+
+def _apply_impl(x, ix, y, iy, v, iv, inverse, out):
+    """out[b] = v + g(s)(yᵀv) x: one loop for both dot products, one for the write."""
+    for b in prange(out.shape[0]):
+        xr = x[_at(ix, b)]
+        yr = y[_at(iy, b)]
+        vr = v[_at(iv, b)]
+        s = 0.0
+        a = 0.0
+        for j in range(xr.size):
+            yj = np.float64(yr[j])
+            s += np.float64(xr[j]) * yj
+            a += np.float64(vr[j]) * yj
+        c = _coef(s, a, inverse)
+        o = out[b]
+        for j in range(xr.size):
+            xj = np.float64(xr[j])
+            t = c * xj
+            o[j] = np.float64(vr[j]) + (t if xj != 0.0 else 0.0)
+
+
+def _apply_backward_impl(x, ix, y, iy, v, iv, dz, idz, inverse, dx, dy, dv):
+    """The VJP of one factor per entry (formulas.md 2.4 b, c)."""
+    for b in prange(dx.shape[0]):
+        xr = x[_at(ix, b)]
+        yr = y[_at(iy, b)]
+        vr = v[_at(iv, b)]
+        wr = dz[_at(idz, b)]
+        s = 0.0
+        a = 0.0
+        bb = 0.0
+        for j in range(xr.size):
+            xj = np.float64(xr[j])
+            yj = np.float64(yr[j])
+            s += xj * yj
+            a += np.float64(vr[j]) * yj
+            bb += xj * np.float64(wr[j])
+        g, gp = _factor(s, inverse)
+        ga = g * a
+        gb = g * bb
+        gpab = gp * a * bb
+        ox = dx[b]
+        oy = dy[b]
+        ov = dv[b]
+        for j in range(xr.size):
+            xj = np.float64(xr[j])
+            yj = np.float64(yr[j])
+            wj = np.float64(wr[j])
+            ox[j] = ga * wj + gpab * yj
+            oy[j] = gb * np.float64(vr[j]) + gpab * xj
+            ov[j] = wj + gb * yj
+
+
+@inline
+def _chain_step(xr, yr, z, inverse):
+    """z <- E z (or E⁻¹ z) for the factor (xr, yr), z a float64 buffer; returns s."""
+    s = 0.0
+    a = 0.0
+    for j in range(z.size):
+        yj = np.float64(yr[j])
+        s += np.float64(xr[j]) * yj
+        a += z[j] * yj
+    c = _coef(s, a, inverse)
+    for j in range(z.size):
+        xj = np.float64(xr[j])
+        t = c * xj
+        z[j] += t if xj != 0.0 else 0.0
+    return s
+
+
+def _chain_impl(xs, ixs, ys, iys, v, iv, inverse, per_task, out, logdet):
+    """z = the product of the L factors applied to v; logdet = ±Σ s_l. Tasks of per_task
+    entries share one float64 buffer for the vector."""
+    B, k = out.shape
+    L = xs.shape[1]
+    ntask = (B + per_task - 1) // per_task
+    for task in prange(ntask):
+        z = np.empty(k)
+        for b in range(np.int64(task) * per_task, min(B, (np.int64(task) + 1) * per_task)):
+            vr = v[_at(iv, b)]
+            for j in range(k):
+                z[j] = np.float64(vr[j])
+            bx = _at(ixs, b)
+            by = _at(iys, b)
+            ld = 0.0
+            for step in range(L):
+                layer = L - 1 - step if inverse else step
+                ld += _chain_step(xs[bx, layer], ys[by, layer], z, inverse)
+            o = out[b]
+            for j in range(k):
+                o[j] = z[j]
+            logdet[b] = -ld if inverse else ld
+
+
+def _chain_backward_impl(xs, ixs, ys, iys, v, iv, dz, idz, dl, inverse, per_task,
+                         dxs, dys, dv):
+    """The VJP of a chain per entry: the forward recomputed, each factor's input kept in a
+    float64 (L, k) buffer, then the factors walked back (formulas.md 2.4 b-d)."""
+    B, L, k = dxs.shape
+    ntask = (B + per_task - 1) // per_task
+    for task in prange(ntask):
+        traj = np.empty((L, k))
+        w = np.empty(k)
+        for b in range(np.int64(task) * per_task, min(B, (np.int64(task) + 1) * per_task)):
+            bx = _at(ixs, b)
+            by = _at(iys, b)
+            vr = v[_at(iv, b)]
+            for j in range(k):
+                w[j] = np.float64(vr[j])
+            for step in range(L):
+                layer = L - 1 - step if inverse else step
+                traj[layer, :] = w
+                _chain_step(xs[bx, layer], ys[by, layer], w, inverse)
+            wr = dz[_at(idz, b)]
+            for j in range(k):
+                w[j] = np.float64(wr[j])
+            sdl = 0.0 if dl.size == 0 else dl[b]
+            if inverse:
+                sdl = -sdl
+            for step in range(L - 1, -1, -1):
+                layer = L - 1 - step if inverse else step
+                xr = xs[bx, layer]
+                yr = ys[by, layer]
+                zin = traj[layer]
+                s = 0.0
+                a = 0.0
+                bb = 0.0
+                for j in range(k):
+                    xj = np.float64(xr[j])
+                    yj = np.float64(yr[j])
+                    s += xj * yj
+                    a += zin[j] * yj
+                    bb += xj * w[j]
+                g, gp = _factor(s, inverse)
+                gb = g * bb
+                ga = g * a
+                gpab = gp * a * bb
+                ox = dxs[b, layer]
+                oy = dys[b, layer]
+                for j in range(k):
+                    xj = np.float64(xr[j])
+                    yj = np.float64(yr[j])
+                    ox[j] = ga * w[j] + (gpab + sdl) * yj
+                    oy[j] = gb * zin[j] + (gpab + sdl) * xj
+                    w[j] += gb * yj
+            o = dv[b]
+            for j in range(k):
+                o[j] = w[j]
+
+
+_logdet = jit_pair(_logdet_impl)
+_phi_entries = jit_pair(_phi_impl)
+_dense = jit_pair(_dense_impl)
+_apply = jit_pair(_apply_impl)
+_apply_backward = jit_pair(_apply_backward_impl)
+_chain = jit_pair(_chain_impl)
+_chain_backward = jit_pair(_chain_backward_impl)
+
+
+# --------------------------------------------------------------------------------------------
+# The backend interface
+# --------------------------------------------------------------------------------------------
+
+
+def _index(idx: np.ndarray | None) -> np.ndarray:
+    return _NO_INDEX if idx is None else idx
+
+
+def _parallel(elements: int) -> bool:
+    return elements >= PARALLEL_MIN_ELEMENTS
+
+
+def _per_task(B: int, parallel: bool) -> int:
+    """Entries per task of the chain kernels: a few tasks per thread when parallel."""
+    if not parallel:
+        return max(1, B)
+    return max(1, -(-B // (_TASKS_PER_THREAD * numba.get_num_threads())))
+
+
+def logdet(x: np.ndarray, ix: np.ndarray | None, y: np.ndarray, iy: np.ndarray | None,
+           B: int) -> np.ndarray:
+    """s[b] = yᵀx, (B,) of x's dtype."""
+    out = np.empty(B, dtype=x.dtype)
+    with Launch(_parallel(B * x.shape[1])) as variant:
+        _logdet[variant](x, _index(ix), y, _index(iy), out)
+    return out
+
+
+def dense(x: np.ndarray, ix: np.ndarray | None, y: np.ndarray, iy: np.ndarray | None,
+          B: int) -> np.ndarray:
+    """E[b] = I + φ(s_b) x yᵀ, (B, k, k) of x's dtype."""
+    k = x.shape[1]
+    phi = np.empty(B)
+    out = np.empty((B, k, k), dtype=x.dtype)
+    with Launch(_parallel(B * k)) as variant:
+        _phi_entries[variant](x, _index(ix), y, _index(iy), phi)
+    with Launch(_parallel(B * k * k)) as variant:
+        _dense[variant](x, _index(ix), y, _index(iy), phi, out)
+    return out
+
+
+def apply(x: np.ndarray, ix: np.ndarray | None, y: np.ndarray, iy: np.ndarray | None,
+          v: np.ndarray, iv: np.ndarray | None, B: int, inverse: bool) -> np.ndarray:
+    """z[b] = E v (or E⁻¹ v), (B, k) of the operands' dtype."""
+    out = np.empty((B, x.shape[1]), dtype=x.dtype)
+    with Launch(_parallel(B * x.shape[1])) as variant:
+        _apply[variant](x, _index(ix), y, _index(iy), v, _index(iv), inverse, out)
+    return out
+
+
+def apply_backward(x: np.ndarray, ix: np.ndarray | None, y: np.ndarray, iy: np.ndarray | None,
+                   v: np.ndarray, iv: np.ndarray | None, dz: np.ndarray,
+                   idz: np.ndarray | None, B: int, inverse: bool
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dy, dv) per batch entry, each (B, k)."""
+    shape = (B, x.shape[1])
+    dx, dy, dv = (np.empty(shape, dtype=x.dtype) for _ in range(3))
+    with Launch(_parallel(B * x.shape[1])) as variant:
+        _apply_backward[variant](x, _index(ix), y, _index(iy), v, _index(iv), dz, _index(idz),
+                                 inverse, dx, dy, dv)
+    return dx, dy, dv
+
+
+def chain(xs: np.ndarray, ixs: np.ndarray | None, ys: np.ndarray, iys: np.ndarray | None,
+          v: np.ndarray, iv: np.ndarray | None, B: int, inverse: bool
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """(z (B, k), logdet (B,)) of the chain of factors xs, ys (n, L, k)."""
+    L, k = xs.shape[1], xs.shape[2]
+    out = np.empty((B, k), dtype=xs.dtype)
+    ld = np.empty(B)
+    parallel = _parallel(B * k * max(L, 1))
+    with Launch(parallel) as variant:
+        _chain[variant](xs, _index(ixs), ys, _index(iys), v, _index(iv), inverse,
+                        _per_task(B, parallel and variant == 0), out, ld)
+    return out, ld
+
+
+def chain_backward(xs: np.ndarray, ixs: np.ndarray | None, ys: np.ndarray,
+                   iys: np.ndarray | None, v: np.ndarray, iv: np.ndarray | None,
+                   dz: np.ndarray, idz: np.ndarray | None, dl: np.ndarray | None, B: int,
+                   inverse: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dxs (B, L, k), dys (B, L, k), dv (B, k)) per batch entry."""
+    L, k = xs.shape[1], xs.shape[2]
+    dxs = np.empty((B, L, k), dtype=xs.dtype)
+    dys = np.empty((B, L, k), dtype=xs.dtype)
+    dv = np.empty((B, k), dtype=xs.dtype)
+    parallel = _parallel(B * k * max(L, 1))
+    dl_arg = _NO_VALUES if dl is None else dl
+    with Launch(parallel) as variant:
+        _chain_backward[variant](xs, _index(ixs), ys, _index(iys), v, _index(iv), dz,
+                                 _index(idz), dl_arg, inverse,
+                                 _per_task(B, parallel and variant == 0), dxs, dys, dv)
+    return dxs, dys, dv

@@ -1,0 +1,344 @@
+"""NumPy reference of the rank_one family: the executable specification.
+
+A direct transcription of ../shared/formulas.md section 2, clear rather than fast: everything is
+computed in float64 with NumPy broadcasting, and results are cast to the result dtype (float64
+for bool/int input, else the promoted input dtype; gradients in the dtype of their input).
+Validation is shared with the public API (``fastops.rank_one``), so the reference raises
+exactly the same errors.
+
+With ``s = yᵀx`` and ``φ(s) = expm1(s)/s`` (``φ(0) = 1``)::
+
+    E = exp(x yᵀ) = I + φ(s) x yᵀ          E⁻¹ = exp(−x yᵀ) = I − φ(−s) x yᵀ
+    E v = v + φ(s) (yᵀv) x                 log det E = s
+
+Conventions that make special values well defined (semantics.md, "rank_one"):
+
+- a product of the coefficient with an exact zero is zero: ``E_ij = δ_ij`` where
+  ``x_i y_j == 0`` even when ``φ(s)`` overflowed, and ``(E v)_i = v_i`` where ``x_i == 0`` or
+  where ``yᵀv == 0`` (unless ``φ(s)`` is NaN, so that NaN input gives NaN);
+- when ``φ(s)`` overflows (s > 709.78) the coefficient ``φ(s)·(yᵀv)`` of an apply is taken in
+  log space, ``log φ(s) = s − log s + log1p(−e^{−s})``, so it stays finite where it is;
+- scalars (s, the dot products, φ, φ') are float64 whatever the input dtype, so φ' switches to
+  its Taylor series below ``|s| < 1e-2`` (the float64 threshold of formulas.md 2.2).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import _checks
+
+_F64 = np.float64
+
+#: |s| below which φ'(s) is its Taylor series (float64 scalars; formulas.md 2.2).
+DPHI_TAYLOR_BELOW = 1e-2
+
+
+# --------------------------------------------------------------------------------------------
+# φ, φ' and the apply coefficient
+# --------------------------------------------------------------------------------------------
+
+
+def phi(s: Any) -> Any:
+    """φ(s) = expm1(s)/s elementwise (float64), exactly 1 at s = 0; never (exp(s) − 1)/s."""
+    s = np.asarray(s, dtype=_F64)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        out = np.expm1(s) / np.where(s == 0.0, 1.0, s)
+    return np.where(s == 0.0, 1.0, out)
+
+
+def dphi(s: Any) -> Any:
+    """φ'(s) = (e^s − φ(s))/s, by its Taylor series 1/2 + s/3 + s²/8 + s³/30 + s⁴/144 + s⁵/840
+    for |s| < 1e-2 (the direct formula cancels there)."""
+    s = np.asarray(s, dtype=_F64)
+    taylor = 0.5 + s * (1 / 3 + s * (1 / 8 + s * (1 / 30 + s * (1 / 144 + s * (1 / 840)))))
+    small = np.abs(s) < DPHI_TAYLOR_BELOW
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        direct = (np.exp(s) - phi(s)) / np.where(small, 1.0, s)
+    return np.where(small, taylor, direct)
+
+
+def factor(s: Any, inverse: bool) -> tuple[Any, Any]:
+    """(g(s), g'(s)): the coefficient function of E (``g = φ``) or of E⁻¹ (``g(s) = −φ(−s)``,
+    ``g'(s) = φ'(−s)``)."""
+    if inverse:
+        return -phi(-np.asarray(s, _F64)), dphi(-np.asarray(s, _F64))
+    return phi(s), dphi(s)
+
+
+def coef(s: Any, a: Any, inverse: bool) -> Any:
+    """``g(s)·a``, the multiple of x an apply adds to v (``a = yᵀv``): 0 for a == 0 (unless
+    g(s) is NaN), and in log space where g(s) overflowed."""
+    s = np.asarray(s, _F64)
+    a = np.asarray(a, _F64)
+    t = -s if inverse else s
+    sign = -1.0 if inverse else 1.0
+    ph = phi(t)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        c = sign * ph * a
+        c = np.where((a == 0.0) & ~np.isnan(ph), 0.0, c)
+        big = np.isinf(ph) & np.isfinite(t) & np.isfinite(a) & (a != 0.0)
+        tb = np.where(big, t, 1.0)
+        log_c = tb - np.log(tb) + np.log1p(-np.exp(-tb)) + np.log(np.where(big, np.abs(a), 1.0))
+        c = np.where(big, sign * np.sign(a) * np.exp(log_c), c)
+    return c
+
+
+def scaled(c: Any, x: Any) -> Any:
+    """``c·x`` with ``c·0 = 0`` even for infinite c (the product with an exact zero)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.where(x != 0.0, c * x, 0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Argument checks (shared with the public API)
+# --------------------------------------------------------------------------------------------
+
+
+def _shape(a: Any) -> tuple[int, ...]:
+    return tuple(int(n) for n in a.shape)
+
+
+def broadcast_batch(func: str, named: list[tuple[str, tuple[int, ...]]]) -> tuple[int, ...]:
+    """The broadcast of the batch shapes ``named`` (name, batch shape); ValueError naming the
+    arguments and their shapes when they do not broadcast."""
+    try:
+        return tuple(np.broadcast_shapes(*(shape for _, shape in named)))
+    except ValueError:
+        listed = ", ".join(f"{name} {shape}" for name, shape in named)
+        raise ValueError(
+            f"{func}: the leading (batch) dims must broadcast; got {listed}"
+        ) from None
+
+
+def vector_args(func: str, named: list[tuple[str, Any]], xp: Any = np) -> tuple[list, int]:
+    """Check ``(name, value)`` pairs that are stacks of k-vectors ``(..., k)``: real dtype, at
+    least one dimension, one k for all. Returns (the arrays of module ``xp``, k)."""
+    arrays = []
+    for name, value in named:
+        arr = _checks.real_array(func, name, value, xp)
+        if arr.ndim < 1:
+            raise ValueError(
+                f"{func}: {name} must have at least 1 dimension, shape (..., k); got shape ()"
+            )
+        arrays.append(arr)
+    first_name, first = named[0][0], arrays[0]
+    for (name, _), arr in zip(named[1:], arrays[1:], strict=True):
+        if arr.shape[-1] != first.shape[-1]:
+            raise ValueError(
+                f"{func}: {first_name} and {name} must have the same last dimension k; got "
+                f"{first_name} of shape {_shape(first)} and {name} of shape {_shape(arr)}"
+            )
+    return arrays, int(first.shape[-1])
+
+
+def chain_args(func: str, xs: Any, ys: Any, v: Any, xp: Any = np) -> tuple[Any, Any, Any]:
+    """Check a chain's factors ``xs``, ``ys`` (..., L, k) and its vectors ``v`` (..., k)."""
+    arrays = []
+    for name, value in (("xs", xs), ("ys", ys)):
+        arr = _checks.real_array(func, name, value, xp)
+        if arr.ndim < 2:
+            raise ValueError(
+                f"{func}: {name} must have at least 2 dimensions, shape (..., L, k); got shape "
+                f"{_shape(arr)}"
+            )
+        arrays.append(arr)
+    xs, ys = arrays
+    if xs.shape[-2:] != ys.shape[-2:]:
+        raise ValueError(
+            f"{func}: xs and ys must have the same last two dimensions (L, k); got xs of shape "
+            f"{_shape(xs)} and ys of shape {_shape(ys)}"
+        )
+    (v,), _ = vector_args(func, [("v", v)], xp)
+    if v.shape[-1] != xs.shape[-1]:
+        raise ValueError(
+            f"{func}: v must have shape (..., k) with the k of xs; got xs of shape {_shape(xs)} "
+            f"and v of shape {_shape(v)}"
+        )
+    return xs, ys, v
+
+
+def cotangent(func: str, name: str, value: Any, shape: tuple[int, ...], xp: Any = np) -> Any:
+    """A cotangent (``dz``, ``dlogdet``) that must broadcast to the result's ``shape``."""
+    arr = _checks.real_array(func, name, value, xp)
+    try:
+        ok = np.broadcast_shapes(_shape(arr), shape) == tuple(shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"{func}: {name} must broadcast to the result's shape {tuple(shape)}; got {name} of "
+            f"shape {_shape(arr)}"
+        )
+    return arr
+
+
+def flag(func: str, name: str, value: Any) -> bool:
+    """A bool argument (``inverse``): TypeError for anything but True / False."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{func}: {name} must be True or False; got {value!r}")
+    return bool(value)
+
+
+def result_dtype(func: str, named: list[tuple[str, Any]]) -> np.dtype:
+    """The promoted result dtype of the arrays ``named``."""
+    return np.dtype(np.result_type(*(_checks.result_dtype(func, n, a.dtype) for n, a in named)))
+
+
+def sum_to(xp: Any, g: Any, shape: tuple[int, ...]) -> Any:
+    """Sum ``g`` (a broadcast result) down to ``shape``: the gradient of a broadcast input."""
+    extra = g.ndim - len(shape)
+    if extra > 0:
+        g = g.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, (n, m) in enumerate(zip(shape, g.shape, strict=True))
+                 if n == 1 and m != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g
+
+
+def _finish(value: Any, dtype: np.dtype) -> Any:
+    out = np.asarray(value).astype(dtype)
+    return out[()] if out.ndim == 0 else out
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.sum(a * b, axis=-1)
+
+
+# --------------------------------------------------------------------------------------------
+# The public functions, in float64
+# --------------------------------------------------------------------------------------------
+
+
+def expm_rank1(x: Any, y: Any) -> Any:
+    """E = I + φ(s) x yᵀ, shape (..., k, k) (``E_ij = δ_ij`` where ``x_i y_j == 0``)."""
+    func = "expm_rank1"
+    (x, y), k = vector_args(func, [("x", x), ("y", y)])
+    broadcast_batch(func, [("x", _shape(x)[:-1]), ("y", _shape(y)[:-1])])
+    dtype = result_dtype(func, [("x", x), ("y", y)])
+    X, Y = x.astype(_F64), y.astype(_F64)
+    ph = phi(_dot(X, Y))
+    with np.errstate(invalid="ignore", over="ignore"):
+        P = X[..., :, None] * Y[..., None, :]
+    E = np.eye(k) + scaled(ph[..., None, None], P)
+    return E.astype(dtype)
+
+
+def expm_rank1_logdet(x: Any, y: Any) -> Any:
+    """log det exp(x yᵀ) = s = yᵀx, shape (...)."""
+    func = "expm_rank1_logdet"
+    (x, y), _ = vector_args(func, [("x", x), ("y", y)])
+    broadcast_batch(func, [("x", _shape(x)[:-1]), ("y", _shape(y)[:-1])])
+    dtype = result_dtype(func, [("x", x), ("y", y)])
+    return _finish(_dot(x.astype(_F64), y.astype(_F64)), dtype)
+
+
+def _apply64(X: Any, Y: Any, V: Any, inverse: bool) -> Any:
+    c = coef(_dot(X, Y), _dot(Y, V), inverse)
+    return V + scaled(c[..., None], X)
+
+
+def expm_rank1_apply(x: Any, y: Any, v: Any, *, inverse: bool = False) -> Any:
+    """E v = v + φ(s)(yᵀv) x, or E⁻¹ v = v − φ(−s)(yᵀv) x; leading dims broadcast."""
+    func = "expm_rank1_apply"
+    (x, y, v), _ = vector_args(func, [("x", x), ("y", y), ("v", v)])
+    broadcast_batch(func, [(n, _shape(a)[:-1]) for n, a in (("x", x), ("y", y), ("v", v))])
+    inverse = flag(func, "inverse", inverse)
+    dtype = result_dtype(func, [("x", x), ("y", y), ("v", v)])
+    z = _apply64(x.astype(_F64), y.astype(_F64), v.astype(_F64), inverse)
+    return z.astype(dtype)
+
+
+def _apply_vjp(X: Any, Y: Any, V: Any, W: Any, inverse: bool) -> tuple[Any, Any, Any]:
+    """(dx, dy, dv) of one factor at broadcast float64 operands (formulas.md 2.4 b, c)."""
+    s, a, b = _dot(X, Y), _dot(Y, V), _dot(X, W)
+    g, gp = factor(s, inverse)
+    with np.errstate(invalid="ignore", over="ignore"):
+        ga, gb, gpab = (g * a)[..., None], (g * b)[..., None], (gp * a * b)[..., None]
+        return ga * W + gpab * Y, gb * V + gpab * X, W + gb * Y
+
+
+def expm_rank1_apply_backward(x: Any, y: Any, v: Any, dz: Any, *, inverse: bool = False
+                              ) -> tuple[Any, Any, Any]:
+    """(dx, dy, dv), the vector-Jacobian product of :func:`expm_rank1_apply` with ``dz``;
+    each gradient has its input's shape (summed over broadcast dims) and dtype."""
+    func = "expm_rank1_apply_backward"
+    (x, y, v), _ = vector_args(func, [("x", x), ("y", y), ("v", v)])
+    batch = broadcast_batch(func, [(n, _shape(a)[:-1])
+                                   for n, a in (("x", x), ("y", y), ("v", v))])
+    k = int(x.shape[-1])
+    dz = cotangent(func, "dz", dz, batch + (k,))
+    inverse = flag(func, "inverse", inverse)
+    full = batch + (k,)
+    X, Y, V = (np.broadcast_to(a.astype(_F64), full) for a in (x, y, v))
+    W = np.broadcast_to(dz.astype(_F64), full)
+    grads = _apply_vjp(X, Y, V, W, inverse)
+    return tuple(_finish(sum_to(np, g, _shape(a)), _checks.result_dtype(func, n, a.dtype))
+                 for g, (n, a) in zip(grads, (("x", x), ("y", y), ("v", v)), strict=True))
+
+
+def _chain_order(L: int, inverse: bool) -> range:
+    """The factors in the order they are applied: E_1 first, or E_L⁻¹ first for the inverse."""
+    return range(L - 1, -1, -1) if inverse else range(L)
+
+
+def _chain_operands(func: str, xs: Any, ys: Any, v: Any) -> tuple[Any, Any, Any, tuple]:
+    xs, ys, v = chain_args(func, xs, ys, v)
+    batch = broadcast_batch(func, [("xs", _shape(xs)[:-2]), ("ys", _shape(ys)[:-2]),
+                                   ("v", _shape(v)[:-1])])
+    return xs, ys, v, batch
+
+
+def expm_rank1_chain_apply(xs: Any, ys: Any, v: Any, *, inverse: bool = False
+                           ) -> tuple[Any, Any]:
+    """(z, logdet): z = E_L ⋯ E_1 v (inverse: E_1⁻¹ ⋯ E_L⁻¹ v), logdet = ±Σ_l s_l."""
+    func = "expm_rank1_chain_apply"
+    xs, ys, v, batch = _chain_operands(func, xs, ys, v)
+    inverse = flag(func, "inverse", inverse)
+    dtype = result_dtype(func, [("xs", xs), ("ys", ys), ("v", v)])
+    L, k = int(xs.shape[-2]), int(xs.shape[-1])
+    z = np.broadcast_to(v.astype(_F64), batch + (k,))
+    ld = np.zeros(batch)
+    for layer in _chain_order(L, inverse):
+        X, Y = xs[..., layer, :].astype(_F64), ys[..., layer, :].astype(_F64)
+        z = _apply64(X, Y, z, inverse)
+        ld = ld + _dot(X, Y)
+    return z.astype(dtype), _finish(-ld if inverse else ld, dtype)
+
+
+def expm_rank1_chain_apply_backward(xs: Any, ys: Any, v: Any, dz: Any, dlogdet: Any, *,
+                                    inverse: bool = False) -> tuple[Any, Any, Any]:
+    """(dxs, dys, dv): the VJP of :func:`expm_rank1_chain_apply` with cotangents ``dz`` of z
+    and ``dlogdet`` of logdet (None = 0); each gradient has its input's shape and dtype."""
+    func = "expm_rank1_chain_apply_backward"
+    xs, ys, v, batch = _chain_operands(func, xs, ys, v)
+    L, k = int(xs.shape[-2]), int(xs.shape[-1])
+    dz = cotangent(func, "dz", dz, batch + (k,))
+    dl = None if dlogdet is None else cotangent(func, "dlogdet", dlogdet, batch)
+    inverse = flag(func, "inverse", inverse)
+    full = batch + (k,)
+    order = list(_chain_order(L, inverse))
+    z = np.broadcast_to(v.astype(_F64), full)
+    inputs = {}
+    for layer in order:
+        inputs[layer] = z
+        z = _apply64(xs[..., layer, :].astype(_F64), ys[..., layer, :].astype(_F64), z, inverse)
+    w = np.broadcast_to(dz.astype(_F64), full)
+    sdl = np.zeros(batch) if dl is None else np.broadcast_to(dl.astype(_F64), batch)
+    sdl = (-sdl if inverse else sdl)[..., None]
+    dxs = np.zeros(batch + (L, k))
+    dys = np.zeros(batch + (L, k))
+    for layer in reversed(order):
+        X = np.broadcast_to(xs[..., layer, :].astype(_F64), full)
+        Y = np.broadcast_to(ys[..., layer, :].astype(_F64), full)
+        gx, gy, w = _apply_vjp(X, Y, inputs[layer], w, inverse)
+        dxs[..., layer, :] = gx + sdl * Y
+        dys[..., layer, :] = gy + sdl * X
+    return (_finish(sum_to(np, dxs, _shape(xs)), _checks.result_dtype(func, "xs", xs.dtype)),
+            _finish(sum_to(np, dys, _shape(ys)), _checks.result_dtype(func, "ys", ys.dtype)),
+            _finish(sum_to(np, w, _shape(v)), _checks.result_dtype(func, "v", v.dtype)))
+

@@ -1,0 +1,152 @@
+"""langevin_step on every backend against the reference formula with the same z, in place and
+out of place, over dtypes, shapes and layouts; reproducibility (thread count, chunking, CPU
+against GPU); and the "langevin and random" rows of semantics.md that concern the step."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+
+import fastops
+import fastops.random as fr
+from fastops.langevin import reference
+
+DTYPES = [np.float16, np.float32, np.float64, np.int64]
+SHAPES = [(), (1,), (3,), (5,), (4097,), (3, 5, 7), (0, 4), (2, 0)]
+F64 = np.float64
+
+
+def _inputs(rng, shape, dtype):
+    x = rng.standard_normal(shape) * 3
+    s = rng.standard_normal(shape)
+    if np.dtype(dtype).kind in "iu":
+        return np.round(x).astype(dtype), np.round(s).astype(dtype)
+    return x.astype(dtype), s.astype(dtype)
+
+
+def _expected(x, s, step_size, seed, step, noise_scale=1.0):
+    """The reference in the working dtype, rounded to the result dtype."""
+    dt = np.dtype(x.dtype)
+    work = np.float64 if dt.kind in "iu" else (np.float32 if dt == np.float16 else dt.type)
+    out = reference.langevin_step(x.astype(work), s, step_size, seed=seed, step=step,
+                                  noise_scale=noise_scale)
+    return out.astype(np.float64 if dt.kind in "iu" else dt)
+
+
+def _check(backend, got, want):
+    got = backend.asnumpy(got)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    if backend.name == "cupy":  # normals within 4 ulp of the CPU's, then one axpy
+        z_scale = np.spacing(np.abs(want.astype(np.float32 if want.dtype == np.float16
+                                                else want.dtype)))
+        assert np.all(np.abs(got.astype(F64) - want) <= 8 * z_scale + np.spacing(np.abs(want)))
+    else:
+        assert np.array_equal(got, want, equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_equals_the_reference(backend, shape, dtype, rng):
+    x, s = _inputs(rng, shape, dtype)
+    want = _expected(x, s, 0.03, 17, 5, noise_scale=0.8)
+    dx, ds = backend.asarray(x), backend.asarray(s)
+    got = backend.call("langevin_step", dx, ds, 0.03, seed=17, step=5, noise_scale=0.8)
+    assert isinstance(got, backend.array_type)
+    _check(backend, got, want)
+    assert np.array_equal(backend.asnumpy(dx), x) and np.array_equal(backend.asnumpy(ds), s)
+
+
+def test_uses_the_documented_noise(rng):
+    x, s = _inputs(rng, (6, 7), np.float64)
+    z = fr.normal((6, 7), seed=3, stream=11, dtype="float64")
+    want = (x + 0.5 * 0.2 * s) + np.sqrt(0.2) * 1.5 * z
+    got = fastops.langevin_step(x, s, 0.2, seed=3, step=11, noise_scale=1.5)
+    np.testing.assert_allclose(got, want, rtol=1e-15, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_in_place(backend, dtype, rng):
+    x, s = _inputs(rng, (33, 65), dtype)
+    want = _expected(x, s, 0.1, 2, 9)
+    dx = backend.asarray(x.copy())
+    got = backend.call("langevin_step", dx, backend.asarray(s), 0.1, seed=2, step=9, out=dx)
+    assert got is dx
+    _check(backend, dx, want)
+
+
+@pytest.mark.parametrize("layout", ["fortran", "negstride", "strided"])
+def test_non_contiguous_in_place_and_out(backend, layout, rng):
+    base_x, base_s = _inputs(rng, (12, 18), np.float32)
+    view = {"fortran": lambda a: a.T, "negstride": lambda a: a[::-1, ::-2],
+            "strided": lambda a: a[::2]}[layout]
+    x, s = view(base_x), view(base_s)
+    want = _expected(np.ascontiguousarray(x), np.ascontiguousarray(s), 0.5, 1, 1)
+    dx = view(backend.asarray(base_x.copy()))
+    got = backend.call("langevin_step", dx, view(backend.asarray(base_s)), 0.5, seed=1, step=1,
+                       out=dx)
+    assert got is dx
+    _check(backend, dx, want)
+    out = backend.xp.empty(x.T.shape, np.float32).T  # a Fortran-ordered out
+    backend.call("langevin_step", view(backend.asarray(base_x)), view(backend.asarray(base_s)),
+                 0.5, seed=1, step=1, out=out)
+    _check(backend, out, want)
+
+
+def test_noise_scale_zero_is_plain_drift(backend, rng):
+    x, s = _inputs(rng, (100,), np.float64)
+    got = backend.run("langevin_step", x, s, 0.25, seed=0, step=0, noise_scale=0.0)
+    assert np.array_equal(got, x + 0.125 * s)
+
+
+def test_nan_in_score_gives_nan_there_only(backend, rng):
+    x, s = _inputs(rng, (4, 9), np.float32)
+    s[1, 3] = np.nan
+    s[3, 8] = np.inf
+    got = backend.run("langevin_step", x, s, 0.01, seed=4, step=2)
+    bad = np.zeros(s.shape, bool)
+    bad[1, 3] = True
+    assert np.array_equal(np.isnan(got), bad)
+    assert got[3, 8] == np.inf
+    assert np.all(np.isfinite(got[~bad & np.isfinite(s)]))
+
+
+def test_same_seed_and_step_is_bitwise_reproducible(rng):
+    x, s = _inputs(rng, (1 << 18) + 5, np.float32)
+    first = fastops.langevin_step(x, s, 0.01, seed=8, step=3)
+    threads = numba.config.NUMBA_NUM_THREADS
+    for count in sorted({1, threads}):
+        numba.set_num_threads(count)
+        try:
+            assert np.array_equal(fastops.langevin_step(x, s, 0.01, seed=8, step=3), first)
+        finally:
+            numba.set_num_threads(threads)
+    assert not np.array_equal(fastops.langevin_step(x, s, 0.01, seed=8, step=4), first)
+
+
+def test_dask_chunking_gives_the_same_bits(rng):
+    """A chunked caller passes each chunk's flat offset as ... nothing: the step draws position i
+    of x, so chunking along the leading axis of a C-ordered array with map_blocks and the
+    reference z slice agree. This checks the contract fastops gives such a caller."""
+    x, s = _inputs(rng, (64, 33), np.float64)
+    whole = fastops.langevin_step(x, s, 0.3, seed=5, step=1)
+    z = fr.normal(x.shape, seed=5, stream=1, dtype="float64")
+    rows = 24
+    for r0 in range(0, 64, rows):
+        sl = slice(r0, r0 + rows)
+        part = (x[sl] + 0.15 * s[sl]) + np.float64(np.sqrt(0.3)) * z[sl]
+        assert np.array_equal(part, whole[sl])
+
+
+@pytest.mark.gpu
+def test_cpu_and_gpu_steps_agree(rng):
+    from conftest import cupy_status
+    if not cupy_status()[0]:
+        pytest.skip("cupy: " + cupy_status()[1])
+    import cupy
+    x, s = _inputs(rng, (1 << 20) + 3, np.float32)
+    cpu = fastops.langevin_step(x, s, 0.02, seed=77, step=123)
+    gpu = cupy.asnumpy(fastops.langevin_step(cupy.asarray(x), cupy.asarray(s), 0.02, seed=77,
+                                             step=123))
+    ulps = np.abs(cpu.astype(F64) - gpu) / np.spacing(np.abs(cpu))
+    assert ulps.max() <= 4
