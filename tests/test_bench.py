@@ -53,7 +53,7 @@ def test_import_is_light():
     scipy is not checked: numba imports it when installed."""
     code = (
         "import sys, fastops.bench, fastops.bench.smooth, fastops.bench.orthogonality\n"
-        "import fastops.bench.rank_one\n"
+        "import fastops.bench.rank_one, fastops.bench.langevin\n"
         "import fastops.cli\n"
         "from fastops.bench.cases import get_cases\n"
         "for size in ('tiny', 'quick', 'full'):\n"
@@ -61,6 +61,7 @@ def test_import_is_light():
         "heavy = [m for m in ('cupy', 'torch', 'rich', 'matplotlib') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
         "import benchmarks.smooth, benchmarks.orthogonality, benchmarks.rank_one\n"
+        "import benchmarks.langevin\n"
         "assert 'torch' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
@@ -195,6 +196,9 @@ def test_tiny_cases_agree_with_peers(backend):
             for peer in case.peers():
                 want = _flat(peer.call(*peer.prepare(args)))
                 assert len(want) == len(first), f"{case.name} vs {peer.label}"
+                if case.stochastic:  # other generators: the same shapes, not the same values
+                    assert [w.shape for w in want] == [f.shape for f in first], peer.label
+                    continue
                 for w, f in zip(want, first, strict=True):
                     scale = float(np.abs(f).max(initial=0.0))
                     np.testing.assert_allclose(
@@ -212,7 +216,7 @@ def test_tiny_cases_agree_with_peers(backend):
             case.teardown()
 
 
-@pytest.mark.parametrize("family", ["smooth", "orthogonality", "rank_one"])
+@pytest.mark.parametrize("family", ["smooth", "orthogonality", "rank_one", "langevin"])
 def test_asv_benchmarks_run_once(monkeypatch, family):
     """Every asv benchmark class runs setup / time / teardown once at tiny size."""
     monkeypatch.setenv("FASTOPS_BENCH_SIZE", "tiny")
@@ -257,7 +261,8 @@ def test_cli_bench_json(tiny_json):
         assert device in ("cpu", "cuda") and bw["GBps"] > 0
     expected = get_cases("tiny", BACKENDS)
     assert [(r["op"], r["backend"]) for r in d["rows"]] == [(c.op, c.backend) for c in expected]
-    assert {r["family"] for r in d["rows"]} == {"smooth", "orthogonality", "rank_one"}
+    assert {r["family"] for r in d["rows"]} == {"smooth", "orthogonality", "rank_one",
+                                                "langevin"}
     for r in d["rows"]:
         assert r["error"] is None, r["error"]
         assert r["time_s"] > 0 and r["bytes"] > 0 and r["GBps"] > 0

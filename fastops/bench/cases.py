@@ -94,6 +94,9 @@ class Case:
     #: replaces the shape in tables and ids when the input is not one array (e.g. a list of
     #: kernels: "50 kernels")
     shape_label: str = ""
+    #: the op draws random numbers: its peers compute the same distribution from other
+    #: generators, so they agree with fastops in shape and dtype, not in values
+    stochastic: bool = False
     _sets: list[tuple] = field(default_factory=list, init=False, repr=False)
     _next: int = field(default=0, init=False, repr=False)
 
@@ -181,6 +184,7 @@ _BUILTIN_FAMILIES: dict[str, str] = {
     "smooth": "fastops.bench.smooth",
     "orthogonality": "fastops.bench.orthogonality",
     "rank_one": "fastops.bench.rank_one",
+    "langevin": "fastops.bench.langevin",
 }
 
 

@@ -16,6 +16,8 @@ Peer names (the columns of the report):
 - ``torch_autograd``: torch autograd of the same formula (``loss.backward()``), where fastops
   returns a gradient (orthogonality family);
 - ``cupyx``: ``cupyx.scipy.special`` (GPU cases only);
+- ``cupy``: CuPy eager code (``cupy.random``, elementwise passes), where no cupyx function
+  computes the op (Langevin family; GPU cases only);
 - ``numba``: the fastops CPU backend on a host copy of a GPU case's input, so the speed-up
   in that column is "GPU over CPU".
 
@@ -37,7 +39,8 @@ import numpy as np
 from .cases import Impl
 from .devices import installed, to_host
 
-PEER_NAMES: tuple[str, ...] = ("numpy", "scipy", "torch", "torch_autograd", "cupyx", "numba")
+PEER_NAMES: tuple[str, ...] = ("numpy", "scipy", "torch", "torch_autograd", "cupyx", "cupy",
+                               "numba")
 
 #: The ops whose scipy.special / cupyx.scipy.special function has the same meaning.
 #: smooth_max at temperature 1 *is* logsumexp, which is what a SciPy user would call.

@@ -23,6 +23,7 @@ PEER_TITLES: dict[str, str] = {
     "torch": "x torch",
     "torch_autograd": "x autograd",
     "cupyx": "x cupyx",
+    "cupy": "x cupy",
     "numba": "x CPU",
 }
 
