@@ -34,7 +34,7 @@ run nvidia-smi nvidia-smi
 run pytest-gpu "$py" -m pytest -q -p no:cacheprovider -m gpu -rs tests
 # Every GPU shape of the issue, against the GPU peers (the NumPy reference on host copies of
 # 2^28 elements would dominate the run); then the README's main job, CPU and GPU side by side.
-run bench-gpu "$py" -m fastops.cli bench --backend cupy --peers torch,torch_autograd,cupyx,numba \
+run bench-gpu "$py" -m fastops.cli bench --backend cupy --peers torch,torch_autograd,cupyx,cupy,numba \
   --json "$out/bench-gpu.json"
 run bench-quick "$py" -m fastops.cli bench --quick --backend all --json "$out/bench-quick.json"
 if [ "${FASTOPS_GPU_CHECK_ALL:-0}" = 1 ]; then  # the whole suite too (CPU tests run in CI)
