@@ -49,6 +49,15 @@ BACKEND_PARAMS = [pytest.param("numba"), pytest.param("numpy"), _cupy_param()]
 CPU_BACKEND_PARAMS = [pytest.param("numba"), pytest.param("numpy")]
 
 
+def _has_host_only(values: Any) -> bool:
+    """Whether some value (or list member) is a NumPy array of strings or objects."""
+    for v in values:
+        items = v if isinstance(v, list) else [v]
+        if any(isinstance(a, np.ndarray) and a.dtype.kind in "USO" for a in items):
+            return True
+    return False
+
+
 class Backend:
     """One backend: how to put arrays on its device, call an op there, and read results back.
 
@@ -102,10 +111,19 @@ class Backend:
         return fn
 
     def call(self, op: str, *args: Any, **kwargs: Any) -> Any:
-        """Move array arguments to the device, run ``op``, return the raw (device) result."""
-        args = tuple(self.asarray(a) for a in args)
-        kwargs = {k: self.asarray(v) for k, v in kwargs.items()}
+        """Move array arguments (also inside lists) to the device, run ``op``, return the raw
+        (device) result. If an argument is an array CuPy cannot hold (strings, objects: an
+        error test), nothing is moved, so that the function's dtype check is what fails, not
+        the mixed-device rule."""
+        if not _has_host_only((*args, *kwargs.values())):
+            args = tuple(self._move(a) for a in args)
+            kwargs = {k: self._move(v) for k, v in kwargs.items()}
         return self.function(op)(*args, **kwargs)
+
+    def _move(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.asarray(v) for v in value]
+        return self.asarray(value)
 
     def run(self, op: str, *args: Any, **kwargs: Any) -> Any:
         """``call`` and bring the result back to the host."""

@@ -27,7 +27,7 @@ _KERNELS: dict[str, tuple[str, ...]] = {
 }
 _DTYPES: tuple[str, ...] = ("float32", "float64")
 _THREADS = 256  # FO_THREADS in kernels.cu
-_GMM_VPL = 8  # FO_GMM_VPL in kernels.cu: coordinates per lane held in registers
+_GMM_VPL = 16  # FO_GMM_VPL in kernels.cu: coordinates per lane held in registers
 _PER_BLOCK = {"float32": 4, "float64": 2}
 
 _SOURCE = KernelSource(Path(__file__).with_name("kernels.cu"),
@@ -80,7 +80,7 @@ def gmm_score(x: cupy.ndarray, means: cupy.ndarray, log_weights: cupy.ndarray, v
     out = cupy.empty_like(x)
     if n == 0 or d == 0:
         return out
-    lanes = min(32, pow2_ceil(d))
+    lanes = min(32, pow2_ceil(-(-d // _GMM_VPL)))  # see kernels.cu: few lanes per point
     shape = "reg" if d <= lanes * _GMM_VPL else "wide"
     t = x.dtype.type
     _launch(x.device.id, "gmm_score", shape, x.dtype.name, n * lanes,

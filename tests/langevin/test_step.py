@@ -18,10 +18,10 @@ F64 = np.float64
 
 
 def _inputs(rng, shape, dtype):
-    x = rng.standard_normal(shape) * 3
-    s = rng.standard_normal(shape)
+    x = np.asarray(rng.standard_normal(shape) * 3)  # 0-d: an array, not a NumPy scalar
+    s = np.asarray(rng.standard_normal(shape))
     if np.dtype(dtype).kind in "iu":
-        return np.round(x).astype(dtype), np.round(s).astype(dtype)
+        return np.asarray(np.round(x)).astype(dtype), np.asarray(np.round(s)).astype(dtype)
     return x.astype(dtype), s.astype(dtype)
 
 
