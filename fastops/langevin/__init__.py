@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import numbers
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -30,7 +31,7 @@ import numpy as np
 
 from .. import _checks
 from .._dispatch import array_module, resolve_backend
-from ..random import check_uint64
+from ..random import POSITION_LIMIT, check_uint64
 from ..random import uniform as _uniform
 from . import reference
 from .reference import MALA_UNIFORM_OFFSET
@@ -74,13 +75,20 @@ def _flat(xp: Any, arr: Any, dtype: np.dtype) -> Any:
 
 
 def langevin_step(x: Any, score: Any, step_size: float, *, seed: int, step: int,
-                  noise_scale: float = 1.0, out: Any = None, backend: str | None = None) -> Any:
+                  noise_scale: float = 1.0, out: Any = None, offset: int = 0,
+                  backend: str | None = None) -> Any:
     """One Langevin step ``x + (step_size/2) score + noise_scale sqrt(step_size) z``.
 
-    ``z = fastops.random.normal(x.shape, seed=seed, stream=step)`` is generated in the kernel
-    (never stored). ``x`` and ``score`` have the same shape; ``out=x`` updates x in place (any
-    other overlap of out with x or score is a ValueError). float32 / float64 are computed in
-    their own precision (float16 in float32, integers in float64), each product and sum rounded
+    ``z = fastops.random.normal(x.shape, seed=seed, stream=step, offset=offset)`` is generated
+    in the kernel (never stored): flat position i of x (C order) takes the normal at stream
+    position ``offset + i``. ``x`` and ``score`` have the same shape; ``out=x`` updates x in
+    place (any other overlap of out with x or score is a ValueError). ``offset`` lets a caller
+    that steps an array in pieces pass each piece's flat position, so that the pieces get the
+    bits of one whole call; dask arrays are stepped that way (lazily, chunk by chunk, after
+    rechunking to whole trailing dims, so every chunk is one run of flat positions).
+
+    float32 / float64 are computed in their own precision (float16 in float32, integers in
+    float64), each product and sum rounded
     on its own: the result equals the NumPy reference (``backend="numpy"``) bit for bit on the
     CPU. A NaN in score gives NaN in those elements only.
 
@@ -92,6 +100,9 @@ def langevin_step(x: Any, score: Any, step_size: float, *, seed: int, step: int,
     True
     """
     func = "langevin_step"
+    if _is_dask(x) or _is_dask(score):
+        return _dask_step(x, score, step_size, seed=seed, step=step, noise_scale=noise_scale,
+                          out=out, offset=offset, backend=backend)
     backend = resolve_backend(func, (x, score, out), backend)
     xp = array_module(backend)
     x = _checks.real_array(func, "x", x, xp)
@@ -101,6 +112,7 @@ def langevin_step(x: Any, score: Any, step_size: float, *, seed: int, step: int,
     noise_scale = _checks.real_number(func, "noise_scale", noise_scale, nonnegative=True)
     seed = check_uint64(func, "seed", seed)
     step = check_uint64(func, "step", step)
+    offset = _position(func, offset, x.size)
     result = _checks.result_dtype(func, "x", x.dtype)
     work = _checks.working_dtype(func, "x", x.dtype)
     inplace = False
@@ -116,7 +128,8 @@ def langevin_step(x: Any, score: Any, step_size: float, *, seed: int, step: int,
                              "overlap x otherwise, nor score")
     if backend == "numpy":
         res = np.asarray(reference.langevin_step(xp.asarray(x, work), score, step_size,
-                                                 seed=seed, step=step, noise_scale=noise_scale))
+                                                 seed=seed, step=step, noise_scale=noise_scale,
+                                                 offset=offset))
         res = res.astype(result, copy=False)
         if out is None:
             return res
@@ -132,12 +145,59 @@ def langevin_step(x: Any, score: Any, step_size: float, *, seed: int, step: int,
             xw = target  # x is out: the kernel reads and writes the same array
     else:
         target = xp.empty(x.size, work)
-    _kernels(backend).step(xw, sw, target, c1, c2, seed, step)
+    _kernels(backend).step(xw, sw, target, c1, c2, seed, step, offset)
     if out is None:
         return target.reshape(x.shape).astype(result, copy=False)
     if not direct:
         out[...] = target.reshape(out.shape)
     return out
+
+
+def _position(func: str, offset: Any, size: int) -> int:
+    if (isinstance(offset, bool) or not isinstance(offset, numbers.Integral)
+            or not 0 <= int(offset) <= POSITION_LIMIT - size):
+        raise ValueError(f"{func}: offset must be an int >= 0 with offset + size <= 2^63; "
+                         f"got offset {offset!r} for size {size}")
+    return int(offset)
+
+
+def _is_dask(a: Any) -> bool:
+    return type(a).__module__.split(".")[0] == "dask"
+
+
+def _dask_step(x: Any, score: Any, step_size: float, *, seed: int, step: int,
+               noise_scale: float, out: Any, offset: int, backend: str | None) -> Any:
+    """langevin_step of dask arrays: a lazy dask array, each chunk stepped with its flat offset."""
+    func = "langevin_step"
+    import dask.array as da
+
+    if out is not None:
+        raise ValueError(f"{func}: out is not supported for dask arrays (they are immutable); "
+                         "use the returned array")
+    x = da.asarray(x)
+    score = da.asarray(score)
+    _same_shape(func, "score", score, "x", x.shape)
+    step_size = _checks.real_number(func, "step_size", step_size, positive=True)
+    noise_scale = _checks.real_number(func, "noise_scale", noise_scale, nonnegative=True)
+    seed = check_uint64(func, "seed", seed)
+    step = check_uint64(func, "step", step)
+    offset = _position(func, offset, math.prod(x.shape))
+    result = _checks.result_dtype(func, "x", x.dtype)
+    scalar = x.ndim == 0
+    if scalar:
+        x, score = x.reshape(1), score.reshape(1)
+    # whole trailing dims: each chunk is then one run of C-order flat positions
+    x = x.rechunk({i: -1 for i in range(1, x.ndim)})
+    score = score.rechunk(x.chunks)
+    row = math.prod(x.shape[1:])
+
+    def chunk(xb: Any, sb: Any, block_info: Any = None) -> Any:
+        start = block_info[0]["array-location"][0][0]
+        return langevin_step(xb, sb, step_size, seed=seed, step=step, noise_scale=noise_scale,
+                             offset=offset + start * row, backend=backend)
+
+    res = da.map_blocks(chunk, x, score, dtype=result, meta=x._meta.astype(result))
+    return res.reshape(()) if scalar else res
 
 
 def mala_step(x: Any, log_prob: Any, score: Any,

@@ -30,30 +30,39 @@ _U64 = np.uint64
 
 
 def _step_impl(values, per_block, inplace):
-    """A step kernel; ``values(j, k0, k1, s0, s1)`` gives block j's normals."""
+    """A step kernel; ``values(j, k0, k1, s0, s1)`` gives block j's normals.
 
-    def step(x, score, out, c1, c2, k0, k1, s0, s1):
+    Element i takes the normal at stream position p0 + i: a head of elements up to the first
+    block boundary, the full blocks (vectorised, in parallel chunks), then a partial tail.
+    """
+
+    def step(x, score, out, c1, c2, k0, k1, s0, s1, p0):
         n = x.size
-        full = n // per_block
+        head = min((per_block - p0 % per_block) % per_block, n)
+        full = (n - head) // per_block
+        first = (p0 + head) // per_block  # the block of element `head`
         for chunk in numba.prange((full + _CHUNK - 1) // _CHUNK):
             lo = chunk * _CHUNK
-            xs = x[lo * per_block:]
-            ss = score[lo * per_block:]
-            dst = xs if inplace else out[lo * per_block:]
+            start = head + lo * per_block
+            xs = x[start:]
+            ss = score[start:]
+            dst = xs if inplace else out[start:]
             for t in range(min(_CHUNK, full - lo)):
-                z = values(_U64(lo + t), k0, k1, s0, s1)
+                z = values(_U64(first + lo + t), k0, k1, s0, s1)
                 i = per_block * t
                 dst[i] = (xs[i] + c1 * ss[i]) + c2 * z[0]
                 dst[i + 1] = (xs[i + 1] + c1 * ss[i + 1]) + c2 * z[1]
                 if per_block == 4:
                     dst[i + 2] = (xs[i + 2] + c1 * ss[i + 2]) + c2 * z[2]
                     dst[i + 3] = (xs[i + 3] + c1 * ss[i + 3]) + c2 * z[3]
-        if full * per_block < n:  # the last, partial block
-            z = values(_U64(full), k0, k1, s0, s1)
-            dst = x if inplace else out
-            for lane in range(n - full * per_block):
-                i = full * per_block + lane
-                dst[i] = (x[i] + c1 * score[i]) + c2 * z[lane]
+        dst = x if inplace else out
+        # the partial blocks at both ends, element by element
+        for lo, hi in ((0, head), (head + full * per_block, n)):
+            if lo < hi:
+                j = (p0 + lo) // per_block
+                z = values(_U64(j), k0, k1, s0, s1)
+                for i in range(lo, hi):
+                    dst[i] = (x[i] + c1 * score[i]) + c2 * z[p0 + i - j * per_block]
 
     return step
 
@@ -153,14 +162,14 @@ _GMM_SCORE = jit_pair(_gmm_score_impl, FASTMATH)
 
 
 def step(x: np.ndarray, score: np.ndarray, out: np.ndarray, c1: float, c2: float, seed: int,
-         stream: int) -> None:
-    """out = (x + c1 score) + c2 normal(x.size, seed, stream) on flat contiguous arrays (out may
-    be x itself)."""
+         stream: int, offset: int = 0) -> None:
+    """out = (x + c1 score) + c2 z on flat contiguous arrays, z[i] the normal at position
+    offset + i of (seed, stream) (out may be x itself)."""
     t = x.dtype.type
     inplace = out is x
     with Launch() as variant:
         _STEP[(x.dtype.name, inplace)][variant](x, score, x if inplace else out, t(c1), t(c2),
-                                                *stream_words(seed, stream))
+                                                *stream_words(seed, stream), np.int64(offset))
 
 
 def mala_accept(x: np.ndarray, y: np.ndarray, score_x: np.ndarray, score_y: np.ndarray,

@@ -44,17 +44,19 @@ def _launch(dev: int, op: str, shape: str, dtype: str, items: int, args: tuple) 
 
 
 def step(x: cupy.ndarray, score: cupy.ndarray, out: cupy.ndarray, c1: float, c2: float,
-         seed: int, stream: int) -> None:
-    """out = (x + c1 score) + c2 normal(x.size, seed, stream) on flat contiguous arrays (out may
-    be x itself)."""
+         seed: int, stream: int, offset: int = 0) -> None:
+    """out = (x + c1 score) + c2 z on flat contiguous arrays, z[i] the normal at position
+    offset + i of (seed, stream) (out may be x itself)."""
     n = x.size
     if n == 0:
         return
     dtype = x.dtype.name
     t = x.dtype.type
-    blocks = -(-n // _PER_BLOCK[dtype])
+    per = _PER_BLOCK[dtype]
+    blocks = (offset + n - 1) // per - offset // per + 1
     _launch(x.device.id, "step", "", dtype, blocks,
-            (x, score, out, numpy.int64(n), t(c1), t(c2), *random_gpu.stream_words(seed, stream)))
+            (x, score, out, numpy.int64(n), numpy.int64(offset), t(c1), t(c2),
+             *random_gpu.stream_words(seed, stream)))
 
 
 def mala_accept(x: cupy.ndarray, y: cupy.ndarray, score_x: cupy.ndarray, score_y: cupy.ndarray,

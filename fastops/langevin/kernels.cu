@@ -1,8 +1,8 @@
 // fastops langevin family: CUDA C kernels (loaded by gpu.py through cupy.RawModule, after the
 // device library of fastops/random/kernels.cu, which gpu.py prepends with FO_LIBRARY_ONLY).
 //
-//   step         out = (x + c1 score) + c2 z, z the normals of the stream generated in
-//                registers: a thread per Philox block (4 float32 / 2 float64 elements), 16-byte
+//   step         out = (x + c1 score) + c2 z, z the normals of the stream at positions p0 + i,
+//                generated in registers: a thread per Philox block (4 float32 / 2 float64), 16-byte
 //                loads and stores when x, score and out are all 16-byte aligned, grid-stride.
 //                Every product and sum is an explicitly rounded intrinsic, as on the CPU, so
 //                both backends compute the same bits from the same normals. out may be x.
@@ -58,31 +58,34 @@ template <> struct FoPack<double> {
 };
 
 template <typename T>
-__device__ __forceinline__ void fo_step(const T* x, const T* score, T* out, long long n, T c1,
-                                        T c2, FoStream st) {
+__device__ __forceinline__ void fo_step(const T* x, const T* score, T* out, long long n,
+                                        long long p0, T c1, T c2, FoStream st) {
+  // Element i takes the normal at stream position p0 + i; a thread per block of the stream.
   const int V = FoValues<T>::V;
   typedef typename FoVec<T>::type VT;
   typedef typename FoPack<T>::type PT;
-  const bool vec = ((reinterpret_cast<unsigned long long>(x) |
-                     reinterpret_cast<unsigned long long>(score) |
-                     reinterpret_cast<unsigned long long>(out)) & 15ULL) == 0;
-  const long long blocks = (n + V - 1) / V, full = n / V;
+  const bool vec = p0 % V == 0 && ((reinterpret_cast<unsigned long long>(x) |
+                                    reinterpret_cast<unsigned long long>(score) |
+                                    reinterpret_cast<unsigned long long>(out)) & 15ULL) == 0;
+  const long long first = p0 / V, last = (p0 + n - 1) / V;
   const long long step = (long long)gridDim.x * blockDim.x;
-  for (long long j = (long long)blockIdx.x * blockDim.x + threadIdx.x; j < blocks; j += step) {
+  for (long long j = first + (long long)blockIdx.x * blockDim.x + threadIdx.x; j <= last;
+       j += step) {
     const FoValues<T> z = fo_normals<T>((fo_u64)j, st);
-    const long long i0 = j * V;
-    if (vec && j < full) {
+    const long long i0 = j * V - p0;
+    if (vec && i0 + V <= n) {
+      const long long q = i0 / V;
       PT xv, sv, ov;
-      xv.v = __ldg(reinterpret_cast<const VT*>(x) + j);
-      sv.v = __ldg(reinterpret_cast<const VT*>(score) + j);
+      xv.v = __ldg(reinterpret_cast<const VT*>(x) + q);
+      sv.v = __ldg(reinterpret_cast<const VT*>(score) + q);
 #pragma unroll
       for (int l = 0; l < V; ++l) ov.a[l] = fo_axpy2(xv.a[l], c1, sv.a[l], c2, z.v[l]);
-      reinterpret_cast<VT*>(out)[j] = ov.v;
+      reinterpret_cast<VT*>(out)[q] = ov.v;
     } else {
 #pragma unroll
       for (int l = 0; l < V; ++l) {
         const long long i = i0 + l;
-        if (i < n) out[i] = fo_axpy2(x[i], c1, score[i], c2, z.v[l]);
+        if (i >= 0 && i < n) out[i] = fo_axpy2(x[i], c1, score[i], c2, z.v[l]);
       }
     }
   }
@@ -206,10 +209,10 @@ __device__ __forceinline__ void fo_gmm_score(const T* x, const T* means, const T
 
 #define FO_STEP(T, DT)                                                                             \
   extern "C" __global__ void FO_LANGEVIN_LAUNCH fastops_step_##DT(                                 \
-      const T* x, const T* score, T* out, long long n, T c1, T c2, fo_u32 k0, fo_u32 k1,           \
-      fo_u32 s0, fo_u32 s1) {                                                                      \
+      const T* x, const T* score, T* out, long long n, long long p0, T c1, T c2, fo_u32 k0,        \
+      fo_u32 k1, fo_u32 s0, fo_u32 s1) {                                                           \
     const FoStream st = {k0, k1, s0, s1};                                                          \
-    fo_step<T>(x, score, out, n, c1, c2, st);                                                      \
+    fo_step<T>(x, score, out, n, p0, c1, c2, st);                                                  \
   }
 
 #define FO_MALA_ACCEPT(T, DT)                                                                      \

@@ -34,12 +34,14 @@ def step_coefficients(step_size: float, noise_scale: float, dtype: Any) -> tuple
 
 
 def langevin_step(x: np.ndarray, score: np.ndarray, step_size: float, *, seed: int, step: int,
-                  noise_scale: float = 1.0, z: np.ndarray | None = None) -> np.ndarray:
-    """x + (step_size / 2) score + noise_scale sqrt(step_size) z in x's (float) dtype."""
+                  noise_scale: float = 1.0, z: np.ndarray | None = None,
+                  offset: int = 0) -> np.ndarray:
+    """x + (step_size / 2) score + noise_scale sqrt(step_size) z in x's (float) dtype; z at
+    stream positions offset, offset + 1, ... (C order)."""
     dt = x.dtype
     c1, c2 = step_coefficients(step_size, noise_scale, dt)
     if z is None:
-        z = random_reference.normal(x.shape, seed, step, dt)
+        z = random_reference.normal(x.shape, seed, step, dt, offset)
     return (x + c1 * score.astype(dt)) + c2 * z.astype(dt)
 
 

@@ -37,11 +37,17 @@ from .._numba import Launch, inline, jit_pair
 PARALLEL_MIN_ELEMENTS = 1 << 15
 #: Tasks per thread of the chunked kernels (chains), so that uneven entries balance out.
 _TASKS_PER_THREAD = 4
+#: Entries a chain task walks through shared factors together (their float64 vectors, 16·k·8
+#: bytes, stay in L1 for k up to a few hundred). Per-entry factors go one entry at a time:
+#: there the factors' reads are the cost, and 16 interleaved streams defeat the prefetcher
+#: (measured 4.2 ms against 2.4 ms for 2048 entries of L = 32, k = 64).
+_CHAIN_BLOCK = 16
 #: |s| below which φ'(s) is its Taylor series (float64 scalars; formulas.md 2.2).
 _DPHI_TAYLOR_BELOW = 1e-2
 
 _NO_INDEX = np.empty(0, dtype=np.int64)
 _NO_VALUES = np.empty(0, dtype=np.float64)
+_NO_TABLE = np.empty((0, 0), dtype=np.float64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -80,11 +86,9 @@ def _factor(s, inverse):
 
 
 @inline
-def _coef(s, a, inverse):
-    """g(s)·a: 0 when a == 0 (unless g is NaN), in log space where φ overflowed."""
-    t = -s if inverse else s
-    sign = -1.0 if inverse else 1.0
-    ph = _phi(t)
+def _coef_t(t, ph, a, sign):
+    """sign·φ(t)·a from t = ±s and ph = φ(t): 0 when a == 0 (unless ph is NaN), in log space
+    where φ overflowed."""
     if a == 0.0 and not math.isnan(ph):
         return 0.0
     c = sign * ph * a
@@ -92,6 +96,13 @@ def _coef(s, a, inverse):
         log_c = t - math.log(t) + math.log1p(-math.exp(-t)) + math.log(abs(a))
         c = sign * math.copysign(math.exp(log_c), a)
     return c
+
+
+@inline
+def _coef(s, a, inverse):
+    """g(s)·a: 0 when a == 0 (unless g is NaN), in log space where φ overflowed."""
+    t = -s if inverse else s
+    return _coef_t(t, _phi(t), a, -1.0 if inverse else 1.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,28 +218,102 @@ def _chain_step(xr, yr, z, inverse):
     return s
 
 
-def _chain_impl(xs, ixs, ys, iys, v, iv, inverse, per_task, out, logdet):
-    """z = the product of the L factors applied to v; logdet = ±Σ s_l. Tasks of per_task
-    entries share one float64 buffer for the vector."""
+def _chain_scalars_impl(xs, ys, inverse, ts, phs):
+    """ts[p, l] = t = ±yᵀx of factor (p, l) (− for inverse), phs[p, l] = φ(t): the scalars of
+    shared factors, computed once instead of once per batch entry."""
+    P, L = ts.shape
+    k = xs.shape[2]
+    for r in prange(P * L):
+        p = r // L
+        layer = r - p * L
+        xr = xs[p, layer]
+        yr = ys[p, layer]
+        s = 0.0
+        for j in range(k):
+            s += np.float64(xr[j]) * np.float64(yr[j])
+        t = -s if inverse else s
+        ts[p, layer] = t
+        phs[p, layer] = _phi(t)
+
+
+def _chain_impl(xs, ixs, ys, iys, v, iv, ts, phs, inverse, per_task, block, out, logdet):
+    """z = the product of the L factors applied to v; logdet = ±Σ s_l.
+
+    Entries go in tasks of per_task entries, and a task in blocks of ``block`` entries whose
+    vectors sit in a float64 (block, k) buffer. A block walks the factors layer by layer, so
+    the block's entries are independent work between a dot product and the update that needs
+    it, and one loop per entry and layer both writes ``z + c·x`` and accumulates the next
+    layer's ``yᵀz``. ts, phs: the scalars of shared factors (``_chain_scalars_impl``, indexed
+    like ixs, which then equals iys), or empty: computed per entry and layer. The loops index
+    the arrays directly, never through row views: a view costs an NRT incref and decref
+    (atomics on a refcount the threads share), per entry and layer more than the arithmetic.
+    Where c is finite the update is ``z + c·x`` (a zero x_i adds ±0); else the select keeps
+    ``c·0 = 0``."""
     B, k = out.shape
     L = xs.shape[1]
+    sign = -1.0 if inverse else 1.0
+    table = ts.shape[0] > 0
     ntask = (B + per_task - 1) // per_task
     for task in prange(ntask):
-        z = np.empty(k)
-        for b in range(np.int64(task) * per_task, min(B, (np.int64(task) + 1) * per_task)):
-            vr = v[_at(iv, b)]
-            for j in range(k):
-                z[j] = np.float64(vr[j])
-            bx = _at(ixs, b)
-            by = _at(iys, b)
-            ld = 0.0
+        zbuf = np.empty((block, k))
+        a = np.empty(block)
+        ld = np.empty(block)
+        c = np.empty(block)
+        end = min(B, (np.int64(task) + 1) * per_task)
+        for b0 in range(np.int64(task) * per_task, end, block):
+            nb = min(block, end - b0)
+            first = L - 1 if inverse else 0
+            for i in range(nb):
+                bv = _at(iv, b0 + i)
+                by = _at(iys, b0 + i)
+                acc = 0.0
+                for j in range(k):
+                    vj = np.float64(v[bv, j])
+                    zbuf[i, j] = vj
+                    if L > 0:
+                        acc += vj * np.float64(ys[by, first, j])
+                a[i] = acc
+                ld[i] = 0.0
             for step in range(L):
                 layer = L - 1 - step if inverse else step
-                ld += _chain_step(xs[bx, layer], ys[by, layer], z, inverse)
-            o = out[b]
-            for j in range(k):
-                o[j] = z[j]
-            logdet[b] = -ld if inverse else ld
+                # the next layer's y (the last layer's dot product is unused)
+                nxt = layer if step == L - 1 else (layer - 1 if inverse else layer + 1)
+                for i in range(nb):
+                    bx = _at(ixs, b0 + i)
+                    if table:
+                        t = ts[bx, layer]
+                        ph = phs[bx, layer]
+                    else:
+                        by = _at(iys, b0 + i)
+                        s = 0.0
+                        for j in range(k):
+                            s += np.float64(xs[bx, layer, j]) * np.float64(ys[by, layer, j])
+                        t = sign * s
+                        ph = _phi(t)
+                    ld[i] += t
+                    c[i] = _coef_t(t, ph, a[i], sign)
+                for i in range(nb):
+                    bx = _at(ixs, b0 + i)
+                    by = _at(iys, b0 + i)
+                    ci = c[i]
+                    acc = 0.0
+                    if math.isfinite(ci):
+                        for j in range(k):
+                            zj = zbuf[i, j] + ci * np.float64(xs[bx, layer, j])
+                            zbuf[i, j] = zj
+                            acc += zj * np.float64(ys[by, nxt, j])
+                    else:
+                        for j in range(k):
+                            xj = np.float64(xs[bx, layer, j])
+                            tj = ci * xj
+                            zj = zbuf[i, j] + (tj if xj != 0.0 else 0.0)
+                            zbuf[i, j] = zj
+                            acc += zj * np.float64(ys[by, nxt, j])
+                    a[i] = acc
+            for i in range(nb):
+                for j in range(k):
+                    out[b0 + i, j] = zbuf[i, j]
+                logdet[b0 + i] = ld[i]
 
 
 def _chain_backward_impl(xs, ixs, ys, iys, v, iv, dz, idz, dl, inverse, per_task,
@@ -292,6 +377,7 @@ _phi_entries = jit_pair(_phi_impl)
 _dense = jit_pair(_dense_impl)
 _apply = jit_pair(_apply_impl)
 _apply_backward = jit_pair(_apply_backward_impl)
+_chain_scalars = jit_pair(_chain_scalars_impl)
 _chain = jit_pair(_chain_impl)
 _chain_backward = jit_pair(_chain_backward_impl)
 
@@ -360,6 +446,13 @@ def apply_backward(x: np.ndarray, ix: np.ndarray | None, y: np.ndarray, iy: np.n
     return dx, dy, dv
 
 
+def _shared_factors(ixs: np.ndarray | None, iys: np.ndarray | None) -> bool:
+    """Whether entry b's factors are (xs[m], ys[m]) with one map m for both: then each
+    factor's scalars are computed once (per m) rather than once per batch entry."""
+    return (ixs is not None and iys is not None
+            and (ixs is iys or bool(np.array_equal(ixs, iys))))
+
+
 def chain(xs: np.ndarray, ixs: np.ndarray | None, ys: np.ndarray, iys: np.ndarray | None,
           v: np.ndarray, iv: np.ndarray | None, B: int, inverse: bool
           ) -> tuple[np.ndarray, np.ndarray]:
@@ -367,10 +460,17 @@ def chain(xs: np.ndarray, ixs: np.ndarray | None, ys: np.ndarray, iys: np.ndarra
     L, k = xs.shape[1], xs.shape[2]
     out = np.empty((B, k), dtype=xs.dtype)
     ld = np.empty(B)
+    ts = phs = _NO_TABLE
+    if L > 0 and _shared_factors(ixs, iys):
+        P = min(xs.shape[0], ys.shape[0])
+        ts, phs = np.empty((P, L)), np.empty((P, L))
+        with Launch(_parallel(P * L * k)) as variant:
+            _chain_scalars[variant](xs, ys, inverse, ts, phs)
     parallel = _parallel(B * k * max(L, 1))
     with Launch(parallel) as variant:
-        _chain[variant](xs, _index(ixs), ys, _index(iys), v, _index(iv), inverse,
-                        _per_task(B, parallel and variant == 0), out, ld)
+        _chain[variant](xs, _index(ixs), ys, _index(iys), v, _index(iv), ts, phs, inverse,
+                        _per_task(B, parallel and variant == 0),
+                        _CHAIN_BLOCK if ts.shape[0] > 0 else 1, out, ld)
     return out, ld
 
 

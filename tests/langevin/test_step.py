@@ -124,18 +124,28 @@ def test_same_seed_and_step_is_bitwise_reproducible(rng):
     assert not np.array_equal(fastops.langevin_step(x, s, 0.01, seed=8, step=4), first)
 
 
-def test_dask_chunking_gives_the_same_bits(rng):
-    """A chunked caller passes each chunk's flat offset as ... nothing: the step draws position i
-    of x, so chunking along the leading axis of a C-ordered array with map_blocks and the
-    reference z slice agree. This checks the contract fastops gives such a caller."""
-    x, s = _inputs(rng, (64, 33), np.float64)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pieces_with_offsets_give_the_same_bits(backend, dtype, rng):
+    x, s = _inputs(rng, (4099,), dtype)
+    whole = backend.run("langevin_step", x, s, 0.3, seed=5, step=1)
+    for cut in (1, 2, 3, 5, 2048, 4098):
+        head = backend.run("langevin_step", x[:cut], s[:cut], 0.3, seed=5, step=1)
+        tail = backend.run("langevin_step", x[cut:], s[cut:], 0.3, seed=5, step=1, offset=cut)
+        assert np.array_equal(np.concatenate([head, tail]), whole), cut
+
+
+@pytest.mark.parametrize("chunks", [(3, 5), (10, 7), (1, 2)], ids=str)
+def test_dask_chunking_gives_the_same_bits(chunks, rng):
+    da = pytest.importorskip("dask.array")
+    x, s = _inputs(rng, (10, 7), np.float32)
     whole = fastops.langevin_step(x, s, 0.3, seed=5, step=1)
-    z = fr.normal(x.shape, seed=5, stream=1, dtype="float64")
-    rows = 24
-    for r0 in range(0, 64, rows):
-        sl = slice(r0, r0 + rows)
-        part = (x[sl] + 0.15 * s[sl]) + np.float64(np.sqrt(0.3)) * z[sl]
-        assert np.array_equal(part, whole[sl])
+    lazy = fastops.langevin_step(da.from_array(x, chunks=chunks), da.from_array(s, chunks=chunks),
+                                 0.3, seed=5, step=1)
+    assert isinstance(lazy, da.Array)
+    got = lazy.compute()
+    assert got.dtype == whole.dtype and np.array_equal(got, whole)
+    with pytest.raises(ValueError, match=r"^langevin_step: out is not supported for dask"):
+        fastops.langevin_step(da.from_array(x), s, 0.3, seed=5, step=1, out=x)
 
 
 @pytest.mark.gpu
