@@ -101,9 +101,6 @@ template <> struct Lim<double> {
 // Reads use __ldg (read-only, L1-cached): the write pass of the per-element ops re-reads a row
 // the same threads just read, and for rows that fit, that second read hits L1/L2.
 
-// 16-byte vectors each thread loads ahead in walk() (4: 64 bytes in flight per thread).
-#define FO_WALK_BATCH 4
-
 template <typename T> union Pack {
   uint4 u;
   T e[16 / sizeof(T)];
@@ -132,9 +129,13 @@ __device__ __forceinline__ void walk(const T* __restrict__ a, const T* __restric
     if constexpr (OUT) o[j] = Ty<T>::from_acc(r);
   };
 
-  auto vector = [&](long long k, const Pack<T>& pa, const Pack<T>& pb) {
+  for (long long j = g; j < head; j += G) scalar(j);
+#pragma unroll 2
+  for (long long k = g; k < nvec; k += G) {
     const long long j0 = head + k * V;
-    Pack<T> po;
+    Pack<T> pa, pb, po;
+    pa.u = __ldg(reinterpret_cast<const uint4*>(a + j0));
+    if (b) pb.u = __ldg(reinterpret_cast<const uint4*>(b + j0));
 #pragma unroll
     for (int e = 0; e < V; ++e) {
       const A bv = b ? Ty<T>::to_acc(pb.e[e]) : A(1);
@@ -143,31 +144,6 @@ __device__ __forceinline__ void walk(const T* __restrict__ a, const T* __restric
       if constexpr (OUT) po.e[e] = Ty<T>::from_acc(r);
     }
     if constexpr (OUT) *reinterpret_cast<uint4*>(o + j0) = po.u;
-  };
-
-  for (long long j = g; j < head; j += G) scalar(j);
-  // FO_WALK_BATCH vectors are loaded before any is processed, so that many loads are in flight
-  // per thread: processed one at a time (each waiting on the online state's exp), a warp per
-  // row of (65536, 1024) float32 read 1.4 TB/s on an H200 whose copy bandwidth is 4.2 TB/s.
-  // The processing order (k, k + G, ...) is unchanged, so results are the same bits.
-  long long k = g;
-  for (; k + (FO_WALK_BATCH - 1) * G < nvec; k += FO_WALK_BATCH * G) {
-    Pack<T> pa[FO_WALK_BATCH], pb[FO_WALK_BATCH];
-#pragma unroll
-    for (int u = 0; u < FO_WALK_BATCH; ++u) {
-      const long long j0 = head + (k + u * G) * V;
-      pa[u].u = __ldg(reinterpret_cast<const uint4*>(a + j0));
-      if (b) pb[u].u = __ldg(reinterpret_cast<const uint4*>(b + j0));
-    }
-#pragma unroll
-    for (int u = 0; u < FO_WALK_BATCH; ++u) vector(k + u * G, pa[u], pb[u]);
-  }
-  for (; k < nvec; k += G) {
-    const long long j0 = head + k * V;
-    Pack<T> pa, pb;
-    pa.u = __ldg(reinterpret_cast<const uint4*>(a + j0));
-    if (b) pb.u = __ldg(reinterpret_cast<const uint4*>(b + j0));
-    vector(k, pa, pb);
   }
   for (long long j = tail + g; j < n; j += G) scalar(j);
 }
