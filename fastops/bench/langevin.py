@@ -27,7 +27,7 @@ Peers, the way a user writes the same thing today:
   ``cupy.random`` (cuRAND);
 - ``numba`` (GPU cases): the fastops CPU backend on host copies.
 
-The demo's only peer is the same run in NumPy eager code (``numpy``).
+The demo's only peer is the same run in NumPy eager code (``numpy``; not in ``--quick``).
 """
 
 from __future__ import annotations
@@ -244,12 +244,13 @@ def _torch_fns(op: str, dtype: str) -> Callable[..., Any]:
 
 
 def langevin_peers(op: str, device: str, dtype: str, fastops_call: Callable[..., Any],
-                   wanted: Sequence[str] | None = None) -> tuple[Impl, ...]:
-    """The peers of one case on ``device`` that are installed here (none for the demo)."""
+                   size: str = "full", wanted: Sequence[str] | None = None) -> tuple[Impl, ...]:
+    """The peers of one case on ``device`` that are installed here. The demo's NumPy run
+    (about 13 s on two cores) is left out of --quick, which is meant to take about a minute."""
     wanted = PEER_NAMES if wanted is None else tuple(wanted)
     peers: list[Impl] = []
     if op == "annealed_langevin":
-        if "numpy" in wanted:
+        if "numpy" in wanted and size != "quick":
             demo = Impl("numpy", "NumPy eager: GEMM gmm score + eager step, same schedule",
                         _numpy_demo, prepare=numpy_peer(_numpy_demo, "", device).prepare,
                         slow=True, warmup=0)
@@ -330,7 +331,7 @@ def langevin_cases(size: str = "full", backend: str = "numba",
                     make_inputs=_inputs(op, backend, shape, dtype),
                     impl=Impl(name="fastops", label=f"fastops.{op} ({backend})", call=call,
                               clock="cupy" if device == "cuda" else "host"),
-                    peer_fn=partial(langevin_peers, op, device, dtype, call),
+                    peer_fn=partial(langevin_peers, op, device, dtype, call, size),
                     shape_label=_label(op, shape),
                     stochastic=op != "gmm_score",
                 ))
