@@ -61,6 +61,17 @@ def module_source(kernels_cu: Path, library: Path | None = None) -> str:
     return head + library.read_text(encoding="utf-8") + tail + own
 
 
+def expected_kernels(kernels: dict[str, tuple[str, ...]]) -> Callable[[str, str], set[str]]:
+    """``expected(op, dtype)``: the names ``fastops_<op>[_<shape>]_<dtype>`` of the kernels a
+    gpu.py ``_KERNELS`` literal (op -> kernel shapes) asks for."""
+
+    def expected(op: str, dtype: str) -> set[str]:
+        return {f"fastops_{op}_{shape}_{dtype}" if shape else f"fastops_{op}_{dtype}"
+                for shape in kernels[op]}
+
+    return expected
+
+
 def compile_cubin(src: Path, arch: str) -> bytes:
     cubin = src.with_suffix(f".{arch}.cubin")
     cmd = [NVCC, "-std=c++17", f"-arch={arch}", "--cubin", "-Werror", "all-warnings",

@@ -188,6 +188,19 @@ _BUILTIN_FAMILIES: dict[str, str] = {
 }
 
 
+def check_request(func: str, backend: str, ops: Sequence[str] | None,
+                  known: Sequence[str]) -> str:
+    """The device of ``backend``, after checking it and the ``ops`` asked for (ValueError
+    naming ``func`` otherwise): the common preamble of every family's cases function."""
+    device = BENCH_BACKENDS.get(backend)
+    if device is None:
+        raise ValueError(f"{func}: unknown backend {backend!r}")
+    bad = [op for op in ops or () if op not in known]
+    if bad:
+        raise ValueError(f"{func}: unknown op(s) {bad}; choose from {tuple(known)}")
+    return device
+
+
 def register_family(name: str, cases_fn: CasesFn, ops: Sequence[str]) -> None:
     """Register op family ``name``.
 

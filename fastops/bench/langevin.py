@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from .cases import Case, Impl, register_family
-from .devices import BENCH_BACKENDS, array_module, installed, random_array
+from .cases import Case, Impl, check_request, register_family
+from .devices import array_module, installed, random_array
 from .peers import PEER_NAMES, host_copy_peer, numpy_peer, torch_peer, torch_usable
 
 OPS: tuple[str, ...] = ("langevin_step", "random_normal", "gmm_score", "annealed_langevin")
@@ -311,12 +311,7 @@ def _label(op: str, shape: Shape) -> str:
 def langevin_cases(size: str = "full", backend: str = "numba",
                    ops: Sequence[str] | None = None) -> list[Case]:
     """The Langevin / random cases of ``size`` ("full", "quick", "tiny") on ``backend``."""
-    device = BENCH_BACKENDS.get(backend)
-    if device is None:
-        raise ValueError(f"langevin_cases: unknown backend {backend!r}")
-    bad = [op for op in ops or () if op not in OPS]
-    if bad:
-        raise ValueError(f"langevin_cases: unknown op(s) {bad}; choose from {OPS}")
+    device = check_request("langevin_cases", backend, ops, OPS)
     shapes, dtypes = _GRIDS[(device, size)]
     selected = [op for op in OPS if op in (ops or OPS)]
     cases = []

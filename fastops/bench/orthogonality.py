@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from .cases import Case, Impl, PeerSkipped, register_family
+from .cases import Case, Impl, PeerSkipped, check_request, register_family
 from .devices import BENCH_BACKENDS, array_module, random_array
 from .peers import PEER_NAMES, host_copy_peer, numpy_peer, torch_peer, torch_usable
 
@@ -595,12 +595,7 @@ def orthogonality_cases(
     by dtype, then op family (the Gram ops shape by shape, so that frobenius, offdiag and
     spectral of one W are side by side and share its cached input), then shape.
     """
-    device = BENCH_BACKENDS.get(backend)
-    if device is None:
-        raise ValueError(f"orthogonality_cases: unknown backend {backend!r}")
-    bad = [op for op in ops or () if op not in OPS]
-    if bad:
-        raise ValueError(f"orthogonality_cases: unknown op(s) {bad}; choose from {OPS}")
+    device = check_request("orthogonality_cases", backend, ops, OPS)
     grid = _GRIDS[(device, size)]
     selected = [op for op in OPS if op in (ops or grid.ops)]
     pairs: list[tuple[str, Shape | str]] = []

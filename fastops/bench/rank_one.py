@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from .cases import Case, Impl, register_family
-from .devices import BENCH_BACKENDS, installed, random_array
+from .cases import Case, Impl, check_request, register_family
+from .devices import installed, random_array
 from .peers import PEER_NAMES, host_copy_peer, numpy_peer, torch_peer, torch_usable
 
 OPS: tuple[str, ...] = ("expm_rank1", "expm_rank1_apply", "expm_rank1_chain_apply")
@@ -249,12 +249,7 @@ def rank_one_peers(op: str, device: str, fastops_call: Callable[..., Any],
 def rank_one_cases(size: str = "full", backend: str = "numba",
                    ops: Sequence[str] | None = None) -> list[Case]:
     """The rank_one cases of ``size`` ("full", "quick", "tiny") on ``backend``."""
-    device = BENCH_BACKENDS.get(backend)
-    if device is None:
-        raise ValueError(f"rank_one_cases: unknown backend {backend!r}")
-    bad = [op for op in ops or () if op not in OPS]
-    if bad:
-        raise ValueError(f"rank_one_cases: unknown op(s) {bad}; choose from {OPS}")
+    device = check_request("rank_one_cases", backend, ops, OPS)
     shapes, dtypes = _GRIDS[(device, size)]
     selected = [op for op in OPS if op in (ops or OPS)]
     cases = []

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .cases import Case, Impl, register_family
-from .devices import BENCH_BACKENDS, random_array
+from .cases import Case, Impl, check_request, register_family
+from .devices import random_array
 from .peers import peers_for
 
 FORWARD_OPS: tuple[str, ...] = ("logsumexp", "softmax", "log_softmax", "smooth_max", "soft_argmax")
@@ -118,12 +118,7 @@ def smooth_cases(
     import fastops
     from fastops.smooth import reference
 
-    device = BENCH_BACKENDS.get(backend)
-    if device is None:
-        raise ValueError(f"smooth_cases: unknown backend {backend!r}")
-    bad = [op for op in ops or () if op not in OPS]
-    if bad:
-        raise ValueError(f"smooth_cases: unknown op(s) {bad}; choose from {OPS}")
+    device = check_request("smooth_cases", backend, ops, OPS)
     shapes, dtypes = _SHAPES[(device, size)]
     selected = tuple(ops) if ops else (QUICK_OPS if size == "quick" else OPS)
     grid: list[tuple[str, tuple[int, int]]] = [(op, shape) for shape in shapes for op in selected]

@@ -103,6 +103,16 @@ def uniform64(hi, lo):
 
 
 @ieee_inline
+def _horner(w, coeffs):
+    """coeffs[0] + w (coeffs[1] + w (...)), each product and sum rounded on its own (the
+    reference's _horner); the tuple is constant, so LLVM unrolls the loop."""
+    p = coeffs[-1]
+    for i in range(len(coeffs) - 2, -1, -1):
+        p = p * w + coeffs[i]
+    return p
+
+
+@ieee_inline
 def _log_count32(k):
     """ln(k 2^-24) for k in [1, 2^24] (reference.log_of_count, float32)."""
     bits = _float32_as_int32(_F32(k))
@@ -113,11 +123,7 @@ def _log_count32(k):
     e = (e + 1 if big else e) - 24
     z = (m - _ONE_32) / (m + _ONE_32)
     w = z * z
-    p = _LC32[4]
-    p = p * w + _LC32[3]
-    p = p * w + _LC32[2]
-    p = p * w + _LC32[1]
-    p = p * w + _LC32[0]
+    p = _horner(w, _LC32)
     lnm = z * _TWO_32 + z * (w * p)
     ef = _F32(e)
     return ef * _LN2_HI_32 + (ef * _LN2_LO_32 + lnm)
@@ -134,16 +140,7 @@ def _log_count64(k):
     e = (e + 1 if big else e) - 53
     z = (m - 1.0) / (m + 1.0)
     w = z * z
-    p = _LC64[9]
-    p = p * w + _LC64[8]
-    p = p * w + _LC64[7]
-    p = p * w + _LC64[6]
-    p = p * w + _LC64[5]
-    p = p * w + _LC64[4]
-    p = p * w + _LC64[3]
-    p = p * w + _LC64[2]
-    p = p * w + _LC64[1]
-    p = p * w + _LC64[0]
+    p = _horner(w, _LC64)
     lnm = z * 2.0 + z * (w * p)
     ef = np.float64(e)
     return ef * _LN2_HI_64 + (ef * _LN2_LO_64 + lnm)
@@ -166,18 +163,9 @@ def _sincos_turns32(k):
     n = (k + np.int32(1 << 21)) >> np.int32(22)
     f = _F32(k - (n << np.int32(22))) * _TWO_M22
     w = f * f
-    s = _SC32[4]
-    s = s * w + _SC32[3]
-    s = s * w + _SC32[2]
-    s = s * w + _SC32[1]
-    s = s * w + _SC32[0]
+    s = _horner(w, _SC32)
     s = f * s
-    c = _CC32[5]
-    c = c * w + _CC32[4]
-    c = c * w + _CC32[3]
-    c = c * w + _CC32[2]
-    c = c * w + _CC32[1]
-    c = c * w + _CC32[0]
+    c = _horner(w, _CC32)
     return _quadrant(n & 3, c, s)
 
 
@@ -187,26 +175,9 @@ def _sincos_turns64(k):
     n = (k + (1 << 50)) >> 51
     f = np.float64(k - (n << 51)) * _TWO_M51
     w = f * f
-    s = _SC64[8]
-    s = s * w + _SC64[7]
-    s = s * w + _SC64[6]
-    s = s * w + _SC64[5]
-    s = s * w + _SC64[4]
-    s = s * w + _SC64[3]
-    s = s * w + _SC64[2]
-    s = s * w + _SC64[1]
-    s = s * w + _SC64[0]
+    s = _horner(w, _SC64)
     s = f * s
-    c = _CC64[9]
-    c = c * w + _CC64[8]
-    c = c * w + _CC64[7]
-    c = c * w + _CC64[6]
-    c = c * w + _CC64[5]
-    c = c * w + _CC64[4]
-    c = c * w + _CC64[3]
-    c = c * w + _CC64[2]
-    c = c * w + _CC64[1]
-    c = c * w + _CC64[0]
+    c = _horner(w, _CC64)
     return _quadrant(n & 3, c, s)
 
 

@@ -195,19 +195,23 @@ def normal_from_words(w: np.ndarray, dtype: np.dtype, slot: np.ndarray) -> np.nd
     return np.where(slot % 2 == 0, r * cos_t, r * sin_t)
 
 
+def _generate(convert, shape: tuple[int, ...], seed: int, stream: int, dtype: type,
+              offset: int) -> np.ndarray:
+    dt = np.dtype(dtype)
+    size = math.prod(shape)
+    if not size:
+        return np.empty(shape, dt)
+    w, j, slot = _words_for(size, PER_BLOCK[dt], offset, seed, stream)
+    return convert(w[j], dt, slot).reshape(shape)
+
+
 def uniform(shape: tuple[int, ...], seed: int, stream: int = 0, dtype: type = np.float32,
             offset: int = 0) -> np.ndarray:
     """Uniforms in [0, 1) at positions offset, offset + 1, ... of (seed, stream), C order."""
-    dt = np.dtype(dtype)
-    size = math.prod(shape)
-    w, j, slot = _words_for(size, PER_BLOCK[dt], offset, seed, stream)
-    return uniform_from_words(w[j], dt, slot).reshape(shape) if size else np.empty(shape, dt)
+    return _generate(uniform_from_words, shape, seed, stream, dtype, offset)
 
 
 def normal(shape: tuple[int, ...], seed: int, stream: int = 0, dtype: type = np.float32,
            offset: int = 0) -> np.ndarray:
     """Standard normals at positions offset, offset + 1, ... of (seed, stream), C order."""
-    dt = np.dtype(dtype)
-    size = math.prod(shape)
-    w, j, slot = _words_for(size, PER_BLOCK[dt], offset, seed, stream)
-    return normal_from_words(w[j], dt, slot).reshape(shape) if size else np.empty(shape, dt)
+    return _generate(normal_from_words, shape, seed, stream, dtype, offset)

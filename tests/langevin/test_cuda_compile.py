@@ -10,6 +10,7 @@ from _nvcc import (
     assert_header_free,
     check_selected_modules,
     check_whole_file,
+    expected_kernels,
     module_literals,
     requires_nvcc,
 )
@@ -19,9 +20,7 @@ LIBRARY = FASTOPS / "random" / "kernels.cu"
 LIT = module_literals(FASTOPS / "langevin" / "gpu.py", ("_KERNELS", "_DTYPES"))
 
 
-def _expected(op: str, dtype: str) -> set[str]:
-    return {f"fastops_{op}_{shape}_{dtype}" if shape else f"fastops_{op}_{dtype}"
-            for shape in LIT["_KERNELS"][op]}
+_expected = expected_kernels(LIT["_KERNELS"])
 
 
 def test_source_is_header_free() -> None:

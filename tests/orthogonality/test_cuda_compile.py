@@ -16,6 +16,7 @@ from _nvcc import (
     assert_header_free,
     check_selected_modules,
     check_whole_file,
+    expected_kernels,
     module_literals,
     requires_nvcc,
 )
@@ -26,11 +27,7 @@ KERNELS_CU = FASTOPS / "orthogonality" / "kernels.cu"
 LIT = module_literals(FASTOPS / "orthogonality" / "gpu.py", ("_KERNELS", "_DTYPES", "_DIAG"))
 
 
-def _expected(op: str, dtype: str) -> set[str]:
-    return {
-        f"fastops_{op}_{shape}_{dtype}" if shape else f"fastops_{op}_{dtype}"
-        for shape in LIT["_KERNELS"][op]
-    }
+_expected = expected_kernels(LIT["_KERNELS"])
 
 
 def test_source_is_header_free() -> None:

@@ -15,6 +15,7 @@ from _nvcc import (
     assert_header_free,
     check_selected_modules,
     check_whole_file,
+    expected_kernels,
     module_literals,
     requires_nvcc,
 )
@@ -25,11 +26,7 @@ KERNELS_CU = FASTOPS / "rank_one" / "kernels.cu"
 LIT = module_literals(FASTOPS / "rank_one" / "gpu.py", ("_KERNELS", "_DTYPES", "_NPT", "_BLOCK"))
 
 
-def _expected(op: str, dtype: str) -> set[str]:
-    return {
-        f"fastops_{op}_{shape}_{dtype}" if shape else f"fastops_{op}_{dtype}"
-        for shape in LIT["_KERNELS"][op]
-    }
+_expected = expected_kernels(LIT["_KERNELS"])
 
 
 def test_source_is_header_free() -> None:

@@ -13,6 +13,7 @@ from _nvcc import (
     assert_header_free,
     check_selected_modules,
     compile_cubin,
+    expected_kernels,
     kernel_names,
     module_literals,
 )
@@ -24,9 +25,7 @@ KERNELS_CU = FASTOPS / "random" / "kernels.cu"
 LIT = module_literals(FASTOPS / "random" / "gpu.py", ("_KERNELS", "_DTYPES"))
 
 
-def _expected(op: str, dtype: str) -> set[str]:
-    return {f"fastops_{op}_{shape}_{dtype}" if shape else f"fastops_{op}_{dtype}"
-            for shape in LIT["_KERNELS"][op]}
+_expected = expected_kernels(LIT["_KERNELS"])
 
 
 def test_source_is_header_free() -> None:
