@@ -22,55 +22,79 @@ import math
 import numba
 import numpy as np
 
-from .._numba import FASTMATH, IEEE, Launch, jit_pair
+from .._numba import FASTMATH, IEEE, Launch, ieee_inline, jit_pair
 from .._vecmath import fast_exp, maxnum
-from ..random.cpu import _CHUNK, normals32, normals64, stream_words
+from ..random.cpu import (
+    _CHUNK,
+    _normals32_call,
+    _normals64_call,
+    normals32,
+    normals64,
+    stream_words,
+)
 
 _U64 = np.uint64
 
 
-def _step_impl(values, per_block, inplace):
-    """A step kernel; ``values(j, k0, k1, s0, s1)`` gives block j's normals.
+@ieee_inline
+def _step(x, score, out, c1, c2, k0, k1, s0, s1, p0, values, per_block, inplace, edge_values):
+    """The step kernels' body (inlined into each below): ``values(j, k0, k1, s0, s1)`` gives
+    block j's normals, ``edge_values`` the same, compiled once apart for the scalar edges.
 
     Element i takes the normal at stream position p0 + i: a head of elements up to the first
     block boundary, the full blocks (vectorised, in parallel chunks), then a partial tail.
     """
+    n = x.size
+    head = min((per_block - p0 % per_block) % per_block, n)
+    full = (n - head) // per_block
+    first = (p0 + head) // per_block  # the block of element `head`
+    for chunk in numba.prange((full + _CHUNK - 1) // _CHUNK):
+        lo = chunk * _CHUNK
+        start = head + lo * per_block
+        xs = x[start:]
+        ss = score[start:]
+        dst = xs if inplace else out[start:]
+        for t in range(min(_CHUNK, full - lo)):
+            z = values(_U64(first + lo + t), k0, k1, s0, s1)
+            i = per_block * t
+            dst[i] = (xs[i] + c1 * ss[i]) + c2 * z[0]
+            dst[i + 1] = (xs[i + 1] + c1 * ss[i + 1]) + c2 * z[1]
+            if per_block == 4:
+                dst[i + 2] = (xs[i + 2] + c1 * ss[i + 2]) + c2 * z[2]
+                dst[i + 3] = (xs[i + 3] + c1 * ss[i + 3]) + c2 * z[3]
+    dst = x if inplace else out
+    # the partial blocks at both ends, element by element
+    for lo, hi in ((0, head), (head + full * per_block, n)):
+        if lo < hi:
+            j = (p0 + lo) // per_block
+            z = edge_values(_U64(j), k0, k1, s0, s1)
+            for i in range(lo, hi):
+                dst[i] = (x[i] + c1 * score[i]) + c2 * z[p0 + i - j * per_block]
 
-    def step(x, score, out, c1, c2, k0, k1, s0, s1, p0):
-        n = x.size
-        head = min((per_block - p0 % per_block) % per_block, n)
-        full = (n - head) // per_block
-        first = (p0 + head) // per_block  # the block of element `head`
-        for chunk in numba.prange((full + _CHUNK - 1) // _CHUNK):
-            lo = chunk * _CHUNK
-            start = head + lo * per_block
-            xs = x[start:]
-            ss = score[start:]
-            dst = xs if inplace else out[start:]
-            for t in range(min(_CHUNK, full - lo)):
-                z = values(_U64(first + lo + t), k0, k1, s0, s1)
-                i = per_block * t
-                dst[i] = (xs[i] + c1 * ss[i]) + c2 * z[0]
-                dst[i + 1] = (xs[i + 1] + c1 * ss[i + 1]) + c2 * z[1]
-                if per_block == 4:
-                    dst[i + 2] = (xs[i + 2] + c1 * ss[i + 2]) + c2 * z[2]
-                    dst[i + 3] = (xs[i + 3] + c1 * ss[i + 3]) + c2 * z[3]
-        dst = x if inplace else out
-        # the partial blocks at both ends, element by element
-        for lo, hi in ((0, head), (head + full * per_block, n)):
-            if lo < hi:
-                j = (p0 + lo) // per_block
-                z = values(_U64(j), k0, k1, s0, s1)
-                for i in range(lo, hi):
-                    dst[i] = (x[i] + c1 * score[i]) + c2 * z[p0 + i - j * per_block]
 
-    return step
+# Module-level kernels, not closures of a factory (Numba's disk cache cannot key closures over
+# dispatchers across processes; see fastops.random.cpu). The in-place ones read and write x.
+def _step32(x, score, out, c1, c2, k0, k1, s0, s1, p0):
+    _step(x, score, out, c1, c2, k0, k1, s0, s1, p0, normals32, 4, False, _normals32_call)
+
+
+def _step32_inplace(x, score, out, c1, c2, k0, k1, s0, s1, p0):
+    _step(x, score, out, c1, c2, k0, k1, s0, s1, p0, normals32, 4, True, _normals32_call)
+
+
+def _step64(x, score, out, c1, c2, k0, k1, s0, s1, p0):
+    _step(x, score, out, c1, c2, k0, k1, s0, s1, p0, normals64, 2, False, _normals64_call)
+
+
+def _step64_inplace(x, score, out, c1, c2, k0, k1, s0, s1, p0):
+    _step(x, score, out, c1, c2, k0, k1, s0, s1, p0, normals64, 2, True, _normals64_call)
 
 
 _STEP = {
-    (dtype, inplace): jit_pair(_step_impl(values, per_block, inplace), IEEE)
-    for dtype, values, per_block in (("float32", normals32, 4), ("float64", normals64, 2))
-    for inplace in (False, True)
+    ("float32", False): jit_pair(_step32, IEEE),
+    ("float32", True): jit_pair(_step32_inplace, IEEE),
+    ("float64", False): jit_pair(_step64, IEEE),
+    ("float64", True): jit_pair(_step64_inplace, IEEE),
 }
 
 
