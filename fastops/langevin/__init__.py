@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import importlib
 import math
-import numbers
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -31,7 +30,7 @@ import numpy as np
 
 from .. import _checks
 from .._dispatch import array_module, resolve_backend
-from ..random import POSITION_LIMIT, check_uint64
+from ..random import check_offset, check_uint64
 from ..random import uniform as _uniform
 from . import reference
 from .reference import MALA_UNIFORM_OFFSET
@@ -112,7 +111,7 @@ def langevin_step(x: Any, score: Any, step_size: float, *, seed: int, step: int,
     noise_scale = _checks.real_number(func, "noise_scale", noise_scale, nonnegative=True)
     seed = check_uint64(func, "seed", seed)
     step = check_uint64(func, "step", step)
-    offset = _position(func, offset, x.size)
+    offset = check_offset(func, offset, x.size)
     result = _checks.result_dtype(func, "x", x.dtype)
     work = _checks.working_dtype(func, "x", x.dtype)
     inplace = False
@@ -153,14 +152,6 @@ def langevin_step(x: Any, score: Any, step_size: float, *, seed: int, step: int,
     return out
 
 
-def _position(func: str, offset: Any, size: int) -> int:
-    if (isinstance(offset, bool) or not isinstance(offset, numbers.Integral)
-            or not 0 <= int(offset) <= POSITION_LIMIT - size):
-        raise ValueError(f"{func}: offset must be an int >= 0 with offset + size <= 2^63; "
-                         f"got offset {offset!r} for size {size}")
-    return int(offset)
-
-
 def _is_dask(a: Any) -> bool:
     return type(a).__module__.split(".")[0] == "dask"
 
@@ -181,7 +172,7 @@ def _dask_step(x: Any, score: Any, step_size: float, *, seed: int, step: int,
     noise_scale = _checks.real_number(func, "noise_scale", noise_scale, nonnegative=True)
     seed = check_uint64(func, "seed", seed)
     step = check_uint64(func, "step", step)
-    offset = _position(func, offset, math.prod(x.shape))
+    offset = check_offset(func, offset, math.prod(x.shape))
     result = _checks.result_dtype(func, "x", x.dtype)
     scalar = x.ndim == 0
     if scalar:

@@ -50,6 +50,16 @@ def check_uint64(func: str, name: str, value: Any) -> int:
     return int(value)
 
 
+def check_offset(func: str, offset: Any, size: int) -> int:
+    """``offset`` (the stream position of a request's first value) as an int >= 0 with
+    offset + size <= 2^63 (ValueError otherwise)."""
+    if (isinstance(offset, bool) or not isinstance(offset, numbers.Integral)
+            or not 0 <= int(offset) <= POSITION_LIMIT - size):
+        raise ValueError(f"{func}: offset must be an int >= 0 with offset + size <= 2^63; "
+                         f"got offset {offset!r} for size {size}")
+    return int(offset)
+
+
 def _shape(func: str, shape: Any) -> tuple[int, ...]:
     dims = (shape,) if isinstance(shape, numbers.Integral) else shape
     try:
@@ -73,13 +83,9 @@ def _request(func: str, shape: Any, seed: Any, stream: Any, dtype: Any, offset: 
         dt = None
     if dt is None or dt.name not in _DTYPES:
         raise ValueError(f"{func}: dtype must be float32 or float64; got {dtype!r}")
-    size = math.prod(dims)
-    if (isinstance(offset, bool) or not isinstance(offset, numbers.Integral)
-            or not 0 <= int(offset) <= POSITION_LIMIT - size):
-        raise ValueError(f"{func}: offset must be an int >= 0 with offset + size <= 2^63; "
-                         f"got offset {offset!r} for size {size}")
+    offset = check_offset(func, offset, math.prod(dims))
     backend = _checks.one_of(func, "backend", backend, _BACKENDS)
-    return dims, seed, stream, dt, int(offset), backend
+    return dims, seed, stream, dt, offset, backend
 
 
 def _generate(kind: str, func: str, shape: Any, seed: Any, stream: Any, dtype: Any,
