@@ -146,3 +146,27 @@ def cpu_backend(request: pytest.FixtureRequest) -> Backend:
 def rng() -> np.random.Generator:
     """A seeded generator: every test draws the same numbers on every run."""
     return np.random.default_rng(20240611)
+
+
+def assert_numpy_backend_runs_the_reference(family: Any, op: str, args: tuple, kwargs: dict,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """``backend="numpy"`` calls ``family.reference.<op>`` and never a kernel module."""
+    seen = []
+    real = getattr(family.reference, op)
+    monkeypatch.setattr(family.reference, op, lambda *a, **k: seen.append(op) or real(*a, **k))
+    monkeypatch.setattr(family, "_kernels", lambda name: pytest.fail("a kernel module was used"))
+    getattr(fastops, op)(*args, backend="numpy", **kwargs)
+    assert seen == [op]
+
+
+def cpu_backend_results(family: Any, op: str, args: tuple, kwargs: dict,
+                        monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
+    """The results of ``op`` with the default and with ``backend="numba"``, checking that both
+    went to the family's numba kernel module."""
+    seen = []
+    real = family._kernels
+    monkeypatch.setattr(family, "_kernels", lambda name: seen.append(name) or real(name))
+    default = getattr(fastops, op)(*args, **kwargs)
+    numba_result = getattr(fastops, op)(*args, backend="numba", **kwargs)
+    assert seen and set(seen) == {"numba"}
+    return default, numba_result

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import assert_numpy_backend_runs_the_reference, cpu_backend_results
 
 import fastops
 import fastops.orthogonality as ortho
@@ -70,25 +71,14 @@ def test_bad_arguments(backend, op, args, kwargs, exc, message):
 
 @pytest.mark.parametrize("op", OPS)
 def test_numpy_backend_runs_the_reference(op, monkeypatch):
-    """backend="numpy" calls reference.<op> and never a kernel module."""
-    seen = []
-    real = getattr(ortho.reference, op)
-    monkeypatch.setattr(ortho.reference, op, lambda *a, **k: seen.append(op) or real(*a, **k))
-    monkeypatch.setattr(ortho, "_kernels", lambda name: pytest.fail("a kernel module was used"))
     args, kwargs = _calls(np)[op]
-    getattr(fastops, op)(*args, backend="numpy", **kwargs)
-    assert seen == [op]
+    assert_numpy_backend_runs_the_reference(ortho, op, args, kwargs, monkeypatch)
 
 
 @pytest.mark.parametrize("op", OPS)
 def test_default_and_numba_backend_use_the_cpu_kernels(op, monkeypatch):
-    seen = []
-    real = ortho._kernels
-    monkeypatch.setattr(ortho, "_kernels", lambda name: seen.append(name) or real(name))
     args, kwargs = _calls(np)[op]
-    getattr(fastops, op)(*args, **kwargs)
-    getattr(fastops, op)(*args, backend="numba", **kwargs)
-    assert seen and set(seen) == {"numba"}
+    cpu_backend_results(ortho, op, args, kwargs, monkeypatch)
 
 
 @pytest.mark.parametrize("op", OPS)

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import cupy_available
+from conftest import (
+    assert_numpy_backend_runs_the_reference,
+    cpu_backend_results,
+    cupy_available,
+)
 
 import fastops
 import fastops.rank_one as rank_one
@@ -77,28 +81,17 @@ def test_bad_arguments(backend, op, args, kwargs, exc, message):
 
 @pytest.mark.parametrize("op", OPS)
 def test_numpy_backend_runs_the_reference(op, monkeypatch):
-    """backend="numpy" calls reference.<op> and never a kernel module."""
-    seen = []
-    real = getattr(rank_one.reference, op)
-    monkeypatch.setattr(rank_one.reference, op, lambda *a, **k: seen.append(op) or real(*a, **k))
-    monkeypatch.setattr(rank_one, "_kernels", lambda name: pytest.fail("a kernel was used"))
     args, kwargs = _valid(np)[op]
-    getattr(fastops, op)(*args, backend="numpy", **kwargs)
-    assert seen == [op]
+    assert_numpy_backend_runs_the_reference(rank_one, op, args, kwargs, monkeypatch)
 
 
 @pytest.mark.parametrize("op", OPS)
 def test_default_backend_uses_the_cpu_kernels(op, monkeypatch):
-    seen = []
-    real = rank_one._kernels
-    monkeypatch.setattr(rank_one, "_kernels", lambda name: seen.append(name) or real(name))
     args, kwargs = _valid(np)[op]
-    a = getattr(fastops, op)(*args, **kwargs)
-    b = getattr(fastops, op)(*args, backend="numba", **kwargs)
+    a, b = cpu_backend_results(rank_one, op, args, kwargs, monkeypatch)
     for p, q in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,),
                     strict=True):
         np.testing.assert_array_equal(p, q)
-    assert seen == ["numba", "numba"]
 
 
 @pytest.mark.parametrize("op", OPS)
