@@ -6,6 +6,7 @@ lives. Importing fastops compiles nothing and never imports CuPy.
 
 from . import random  # noqa: F401  (the fastops.random namespace)
 from ._dispatch import backends
+from ._threads import get_num_threads, set_num_threads, threads
 from .langevin import annealed_langevin, gmm_score, langevin_step, mala_step
 from .orthogonality import (
     orthogonality_penalties_and_grads,
@@ -47,6 +48,7 @@ __all__ = [
     "expm_rank1_chain_apply",
     "expm_rank1_chain_apply_backward",
     "expm_rank1_logdet",
+    "get_num_threads",
     "gmm_score",
     "langevin_step",
     "log_softmax",
@@ -57,6 +59,7 @@ __all__ = [
     "orthogonality_penalties_and_grads",
     "orthogonality_penalty",
     "orthogonality_penalty_and_grad",
+    "set_num_threads",
     "smooth_max",
     "smooth_max_backward",
     "soft_argmax",
@@ -66,4 +69,5 @@ __all__ = [
     "som_penalty",
     "som_penalty_and_grad",
     "spectral_norm",
+    "threads",
 ]

@@ -1,11 +1,32 @@
-"""Numba helpers shared by the CPU kernels of every op family.
+"""Numba helpers shared by the CPU kernels of every op family: compilation, and the one
+scheduling model every parallel kernel follows.
 
 - :data:`FASTMATH`: the only fast-math flags fastops uses (reassociation and contraction, never
   ``nnan``/``ninf``, which would break the inf/NaN rules of semantics.md).
 - :func:`jit_pair`: a kernel compiled twice, lazily: parallel (cached on disk) and serial.
-- :class:`Launch`: picks which of the pair to run, so that concurrent callers never abort
-  Numba's workqueue threading layer.
+- :class:`Launch`: decides, per call, whether the work is worth a parallel region, cuts it into
+  chunks, and picks which compilation of the pair runs (never two parallel launches at once
+  under Numba's workqueue layer, which would abort the process).
+- :func:`next_chunk`: how a kernel's threads take those chunks, dynamically.
 - :data:`inline`: the decorator of the small helpers kernels call.
+
+The scheduling model (what a busy pipeline needs, measured on the 2-core development VM):
+
+1. **Dynamic chunks.** A parallel kernel runs ``for _ in prange(work[WORKERS])`` (one
+   iteration per thread) and each thread then takes chunks of ``work[CHUNK]`` items from a
+   shared atomic counter until none is left. A thread that lost its core to another process
+   delays only the chunk it holds; the others take the rest. Numba's own ``prange`` splits the
+   range statically into one piece per thread (and ``numba.set_parallel_chunksize`` does not
+   change that under the omp layer: its chunks are still handed out by a static ``omp for``),
+   so one descheduled thread used to stall the whole region for a scheduler slice: logsumexp
+   of (4096, 4096) float32 took 20.8 ms with 2 threads against 17.3 ms with 1, next to one
+   CPU-bound process.
+2. **Serial below a measured size** (:data:`PARALLEL_MIN_NS`). Each family estimates a call's
+   single-thread time from a measured cost per element; below the threshold the serial
+   compilation runs and no worker thread is woken.
+3. **The caller's thread count.** ``work[WORKERS]`` is ``numba.get_num_threads()``, so
+   :func:`fastops.threads` (Numba's thread mask, per calling thread) is respected, and one
+   thread means the serial compilation.
 
 Importing this module imports Numba but compiles nothing; only the ``cpu.py`` modules import it.
 """
@@ -17,6 +38,11 @@ from collections.abc import Callable
 from typing import Any
 
 import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 # Reassociation and contraction only: enough for LLVM to vectorise reductions, while keeping
 # IEEE inf/NaN semantics (no nnan/ninf). Tests compare against float64 references.
@@ -38,7 +64,8 @@ ieee_inline = numba.njit(cache=True, error_model="numpy", inline="always")
 
 
 def jit_pair(func: Callable[..., Any], fastmath: set[str] = FASTMATH) -> tuple[Any, Any]:
-    """Compile ``func`` twice, lazily: parallel, and serial (for the workqueue fallback).
+    """Compile ``func`` twice, lazily: parallel, and serial (below the parallel threshold, for
+    one thread, and for the workqueue fallback).
 
     Index the pair with the variant :class:`Launch` yields. Only the parallel compilation is
     cached on disk: both would share one cache entry (same function), so the serial one would
@@ -50,6 +77,85 @@ def jit_pair(func: Callable[..., Any], fastmath: set[str] = FASTMATH) -> tuple[A
             numba.njit(parallel=False, cache=False, **options)(func))
 
 
+# --------------------------------------------------------------------------------------------
+# Dynamic chunks
+# --------------------------------------------------------------------------------------------
+
+#: Slots of the int64 ``work`` array a :class:`Launch` hands to its kernel: the next chunk to
+#: take (the atomic counter), the number of items, items per chunk, and threads (prange count).
+NEXT, ITEMS, CHUNK, WORKERS = 0, 1, 2, 3
+
+
+@intrinsic
+def _fetch_add_next(typingctx: Any, work: Any) -> Any:
+    """``work[NEXT] += 1`` atomically, returning the old value (LLVM ``atomicrmw add``)."""
+    if not (isinstance(work, types.Array) and work.dtype == types.int64 and work.ndim == 1):
+        return None
+    sig = types.int64(work)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, signature.args[0], array,
+                                       [context.get_constant(types.intp, NEXT)])
+        # monotonic: the counter only hands out distinct indices; the chunks' data are
+        # published to the caller by the region's closing barrier.
+        return builder.atomic_rmw("add", ptr, ir.Constant(ir.IntType(64), 1), "monotonic")
+
+    return sig, codegen
+
+
+@numba.njit(cache=True, inline="always")
+def next_chunk(work):  # pragma: no cover - compiled
+    """``(lo, hi)``: the next chunk of items this thread is to process; ``lo >= hi`` when all
+    chunks are taken. The pattern of every parallel kernel (``work`` is :attr:`Launch.work`;
+    the name ``sched`` is taken by Numba's parfor lowering, so do not call it that)::
+
+        for _ in prange(work[WORKERS]):
+            while True:
+                lo, hi = next_chunk(work)
+                if lo >= hi:
+                    break
+                for item in range(lo, hi):
+                    ...
+    """
+    lo = _fetch_add_next(work) * work[CHUNK]
+    return lo, min(lo + work[CHUNK], work[ITEMS])
+
+
+# --------------------------------------------------------------------------------------------
+# When to go parallel, and how finely to cut
+# --------------------------------------------------------------------------------------------
+
+# Below this estimated single-thread time a call runs serially. The cost of opening a region
+# is not the 2 us it takes back to back: a worker thread that has gone to sleep (libgomp
+# sleeps after its spin count; any idle gap of tens of ms) has to be woken, and on the 2-core
+# development VM that took 5.9 ms (median of 40, an empty 2-thread region after 50 ms idle;
+# 7.9 ms with one CPU-bound process on the other core, where the woken worker waits for the
+# scheduler's slice). Thanks to the dynamic chunks the calling thread does all the work
+# meanwhile, so a call is never slower than serial once its work outlasts that wake-up, and a
+# call below it could be up to wake-up / work times slower: 4 ms keeps that under 1.5x at the
+# threshold, and makes every call a pipeline makes between other work ((64, 128) softmax,
+# a (256, 64) penalty, a 4096-element Langevin step: 10-50 us) serial. (A quiet machine calling
+# back to back would gain 2x on calls of 0.1-4 ms; a busy one would lose up to 100x.)
+PARALLEL_MIN_NS = 4_000_000
+
+# Work per chunk: 100 us. A late worker joins with many chunks left (a call at the threshold has
+# 40), the end of a call waits for at most one chunk per other thread, and the atomic counter
+# (tens of ns per chunk) is noise.
+CHUNK_NS = 100_000
+
+
+def num_threads() -> int:
+    """Numba's thread count for the calling thread (its thread mask, see fastops.threads)."""
+    return numba.get_num_threads()
+
+
+def worth_parallel(ns: float) -> bool:
+    """Whether a call whose single-thread time is estimated at ``ns`` nanoseconds should run in
+    parallel: at least :data:`PARALLEL_MIN_NS` of work, and more than one thread allowed."""
+    return ns >= PARALLEL_MIN_NS and num_threads() > 1
+
+
 # Numba's workqueue threading layer aborts the process when two threads launch parallel kernels
 # at once; where it is the active layer, a caller that finds another parallel launch in flight
 # runs the serial compilation instead. tbb and omp are thread-safe and never take this path.
@@ -57,27 +163,54 @@ _PARALLEL_LOCK = threading.Lock()
 
 
 class Launch:
-    """Context manager choosing the parallel (0) or serial (1) compilation of a kernel pair::
+    """The schedule of one kernel call over ``items`` independent items (rows, blocks, batch
+    entries), each estimated to cost ``item_ns`` nanoseconds on one thread::
 
-        with Launch() as variant:
-            kernel[variant](...)
+        with Launch(rows, n * _NS_PER_ELEMENT) as (variant, work):
+            kernel[variant](..., work)
 
-    ``parallel=False`` asks for the serial one: for passes too small to repay a parallel
-    region where BLAS calls run right before and after (see :func:`worth_parallel`).
+    ``variant`` indexes a :func:`jit_pair`: 0 parallel, 1 serial (too little work, one thread,
+    or another parallel launch in flight under workqueue). ``work`` is the int64 array the
+    kernel takes its chunks from with :func:`next_chunk`; in the serial variant the one
+    iteration of ``prange`` takes them all. ``chunk=`` fixes the items per chunk (a kernel
+    whose items are tiles, for instance); by default a chunk is :data:`CHUNK_NS` of work.
     """
 
-    def __init__(self, parallel: bool = True) -> None:
+    def __init__(self, items: int | bool | None = None, item_ns: float = 0.0,
+                 chunk: int | None = None) -> None:
+        # TRANSITIONAL (removed once every family is converted): Launch() / Launch(bool)
+        # yield the variant alone, as before.
+        self.legacy = items is None or isinstance(items, bool)
+        if self.legacy:
+            self.parallel = items is not False
+            self.locked = False
+            return
+        items = max(int(items), 0)
+        self.parallel = worth_parallel(items * item_ns)
+        workers = num_threads() if self.parallel else 1
+        if chunk is None:
+            chunk = int(CHUNK_NS // item_ns) if item_ns > 0 else items
+        self.work = np.array([0, items, max(1, min(int(chunk), max(items, 1))), workers],
+                             np.int64)
         self.locked = False
-        self.parallel = parallel
 
-    def __enter__(self) -> int:
+    def __enter__(self) -> tuple[int, np.ndarray]:
+        if self.legacy:
+            if not self.parallel:
+                return 1
+            if active_layer() in (None, "workqueue"):
+                self.locked = _PARALLEL_LOCK.acquire(blocking=False)
+                return 0 if self.locked else 1
+            return 0
         if not self.parallel:
-            return 1
+            return 1, self.work
         # Until a parallel kernel has run the layer is unknown: be as careful as for workqueue.
         if active_layer() in (None, "workqueue"):
             self.locked = _PARALLEL_LOCK.acquire(blocking=False)
-            return 0 if self.locked else 1
-        return 0
+            if not self.locked:
+                self.work[WORKERS] = 1
+                return 1, self.work
+        return 0, self.work
 
     def __exit__(self, *exc: object) -> None:
         if self.locked:
@@ -90,23 +223,3 @@ def active_layer() -> str | None:
         return numba.threading_layer()
     except ValueError:  # no parallel kernel has run yet: the layer is not chosen
         return None
-
-
-# A parallel pass between BLAS calls pays for its region twice: Numba's OpenMP workers
-# (libgomp, whose default wait policy spins ~300000 pause iterations, several ms on AMD Zen,
-# after each region) compete with the BLAS threads that run next for the same cores, and the
-# BLAS threads still spinning from the previous call compete with the region. Measured on the
-# 2-core development machine, float32, with torch imported first (its libgomp is the one Numba
-# then uses, with the default policy): spectral_norm of 2048 x 2048 took 16 ms with parallel
-# normalisation passes and 0.54 ms with serial ones; the penalty and gradient of (8192, 256)
-# 24 ms against 11.5 ms (its GEMMs alone: 11.5 ms). Serial passes are as fast there up to
-# millions of elements, so passes adjacent to BLAS calls go parallel only from this size on,
-# where a region saves more than it can lose.
-PARALLEL_MIN_ELEMENTS = 1 << 23
-
-
-def worth_parallel(elements: int) -> bool:
-    """Whether a memory-bound pass over ``elements`` elements, adjacent to BLAS calls, should
-    run in parallel (see PARALLEL_MIN_ELEMENTS)."""
-    return elements >= PARALLEL_MIN_ELEMENTS
-

@@ -170,7 +170,7 @@ def test_import_fastops_does_not_load_kernels():
 
 
 def test_public_names():
-    expected = {"backends", *PUBLIC_OPS}
+    expected = {"backends", "get_num_threads", "set_num_threads", "threads", *PUBLIC_OPS}
     assert set(fastops.__all__) == expected
     assert len(fastops.__all__) == len(expected), "duplicates in fastops.__all__"
     for name in fastops.__all__:

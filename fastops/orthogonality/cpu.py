@@ -253,7 +253,7 @@ def gram_reduce(G: np.ndarray, diag: str, scale: np.ndarray | None
     total = np.empty(B * m)
     write = scale is not None
     scale_arg = scale if write else np.empty(0)
-    with Launch(worth_parallel(G.size)) as variant:
+    with Launch(worth_parallel(G.size * 0.5)) as variant:
         _gram_reduce_rows[variant](G, _DIAG_MODES[diag], scale_arg, write, sumsq, total)
     return sumsq.reshape(B, m).sum(axis=1), total.reshape(B, m).sum(axis=1)
 
@@ -261,14 +261,14 @@ def gram_reduce(G: np.ndarray, diag: str, scale: np.ndarray | None
 def column_sqnorms(W: np.ndarray) -> np.ndarray:
     """Squared column norms of each matrix of W (B, d, k), as (B, k) float64."""
     out = np.empty((W.shape[0], W.shape[2]))
-    with Launch(worth_parallel(W.size)) as variant:
+    with Launch(worth_parallel(W.size * 0.5)) as variant:
         _column_sqnorms[variant](W, out)
     return out
 
 
 def offdiag_correct(grad: np.ndarray, W: np.ndarray, coef: np.ndarray) -> None:
     """In place: grad[b, r, i] -= coef[b, i] * W[b, r, i]."""
-    with Launch(worth_parallel(W.size)) as variant:
+    with Launch(worth_parallel(W.size * 0.5)) as variant:
         _offdiag_correct[variant](grad, W, coef)
 
 
@@ -277,7 +277,7 @@ def som_normalize(Y: np.ndarray, gamma: float, eps: float
     """(Yhat, norms, rowsum): T = tanh(gamma Y), its column norms over the rows, Yhat =
     T / max(norms, eps), and the row sums of Yhat."""
     B, n, k = Y.shape
-    parallel = worth_parallel(Y.size)
+    parallel = worth_parallel(Y.size * 0.5)
     nchunk, rows_per_chunk = _row_chunks(B, n, parallel)
     Yhat = np.empty_like(Y)
     partial = np.zeros((B, nchunk, k))
@@ -296,7 +296,7 @@ def som_backward(Yhat: np.ndarray, P: np.ndarray, rowsum: np.ndarray, diag: np.n
     """dY of the SOM penalty from Yhat, P = Yhat Θ and the row/column statistics; written
     into P's buffer, which is returned."""
     B, n, k = Yhat.shape
-    parallel = worth_parallel(Yhat.size)
+    parallel = worth_parallel(Yhat.size * 0.5)
     nchunk, rows_per_chunk = _row_chunks(B, n, parallel)
     partial = np.zeros((B, nchunk, k))
     with Launch(parallel) as variant:
@@ -313,6 +313,6 @@ def normalize_rows(V: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
     """(V / max(||V||, eps) row by row, the norms as float64)."""
     out = np.empty_like(V)
     norms = np.empty(V.shape[0])
-    with Launch(worth_parallel(V.size)) as variant:
+    with Launch(worth_parallel(V.size * 0.5)) as variant:
         _normalize_rows[variant](V, eps, out, norms)
     return out, norms

@@ -35,7 +35,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from .._numba import Launch, inline, jit_pair
+from .._numba import WORKERS, Launch, inline, jit_pair, next_chunk
 from .._vecmath import fast_exp, fast_log1p, maxnum
 
 # Elements per block of the one-pass walk. 256 float64 are 2 KiB: the block's second read (the
@@ -601,10 +601,15 @@ def _lse_backward_row(row, mrow, brow, o, d, dxrow):
         dxrow[k] = g if live else zero
 
 
-def _lse_backward_impl(x, b, mask, out, dout, dx):
-    for r in prange(x.shape[0]):
-        brow = None if b is None else b[r]
-        _lse_backward_row(x[r], _mask_row(mask, r), brow, out[r], dout[r], dx[r])
+def _lse_backward_impl(x, b, mask, out, dout, dx, work):
+    for _ in prange(work[WORKERS]):
+        while True:
+            lo, hi = next_chunk(work)
+            if lo >= hi:
+                break
+            for r in range(lo, hi):
+                brow = None if b is None else b[r]
+                _lse_backward_row(x[r], _mask_row(mask, r), brow, out[r], dout[r], dx[r])
 
 
 @inline
@@ -821,8 +826,9 @@ def lse_backward(x: np.ndarray, b: np.ndarray | None, mask: np.ndarray | None,
                  out: np.ndarray, dout: np.ndarray) -> np.ndarray:
     """dout * b * exp(x - out); 0 where masked, b == 0, x == -inf or out == -inf."""
     dx = np.empty_like(x)
-    with Launch() as variant:
-        _lse_backward_rows[variant](x, b, mask, out.astype(x.dtype), dout.astype(x.dtype), dx)
+    with Launch(x.shape[0], x.shape[1] * 1.0) as (variant, work):
+        _lse_backward_rows[variant](x, b, mask, out.astype(x.dtype), dout.astype(x.dtype), dx,
+                                    work)
     return dx
 
 
