@@ -12,7 +12,7 @@ scheduling model every parallel kernel follows.
 
 The scheduling model (what a busy pipeline needs, measured on the 2-core development VM):
 
-1. **Dynamic chunks.** A parallel kernel runs ``for _ in prange(work[WORKERS])`` (one
+1. **Dynamic chunks.** A parallel kernel runs ``for _worker in prange(work[WORKERS])`` (one
    iteration per thread) and each thread then takes chunks of ``work[CHUNK]`` items from a
    shared atomic counter until none is left. A thread that lost its core to another process
    delays only the chunk it holds; the others take the rest. Numba's own ``prange`` splits the
@@ -110,7 +110,7 @@ def next_chunk(work):  # pragma: no cover - compiled
     chunks are taken. The pattern of every parallel kernel (``work`` is :attr:`Launch.work`;
     the name ``sched`` is taken by Numba's parfor lowering, so do not call it that)::
 
-        for _ in prange(work[WORKERS]):
+        for _worker in prange(work[WORKERS]):
             while True:
                 lo, hi = next_chunk(work)
                 if lo >= hi:

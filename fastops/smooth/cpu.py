@@ -35,7 +35,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from .._numba import WORKERS, Launch, inline, jit_pair, next_chunk
+from .._numba import WORKERS, Launch, inline, jit_pair, next_chunk, worth_parallel
 from .._vecmath import fast_exp, fast_log1p, maxnum
 
 # Elements per block of the one-pass walk. 256 float64 are 2 KiB: the block's second read (the
@@ -189,28 +189,39 @@ def _segment_bounds(t, nseg, n):
 # --------------------------------------------------------------------------------------------
 
 
-def _reduce_rows_impl(x, mask, sc, with_index, out):
+def _reduce_rows_impl(x, mask, sc, with_index, out, work):
     """lse (with_index False) or soft_argmax (True) per row."""
     T = x.dtype.type
     inv_sc = 1.0 / sc
-    for r in prange(x.shape[0]):
-        m, s, c, sj, cj = _state(x[r], _mask_row(mask, r), 0, x.shape[1], T(sc), with_index)
-        out[r] = _argmax_value(m, s, c, sj, cj) if with_index else _lse_value(m, s, c, inv_sc)
+    for _worker in prange(work[WORKERS]):
+        while True:
+            start, stop = next_chunk(work)
+            if start >= stop:
+                break
+            for r in range(start, stop):
+                m, s, c, sj, cj = _state(x[r], _mask_row(mask, r), 0, x.shape[1], T(sc), with_index)
+                out[r] = (_argmax_value(m, s, c, sj, cj) if with_index
+                          else _lse_value(m, s, c, inv_sc))
 
 
-def _segment_states_impl(x, mask, sc, nseg, with_index, states):
+def _segment_states_impl(x, mask, sc, nseg, with_index, states, work):
     """states[r, g] = (m, s, c, sj, cj) of segment g of row r (for few, long rows)."""
     T = x.dtype.type
-    for t in prange(x.shape[0] * nseg):
-        r, lo, hi = _segment_bounds(t, nseg, x.shape[1])
-        m, s, c, sj, cj = _state(x[r], _mask_row(mask, r), lo, hi, T(sc), with_index)
-        g = t - r * nseg
-        states[r, g, 0] = m
-        states[r, g, 1] = s
-        states[r, g, 2] = c
-        # index sums relative to the segment start -> relative to the row start
-        states[r, g, 3] = sj + lo * s
-        states[r, g, 4] = cj + lo * c
+    for _worker in prange(work[WORKERS]):
+        while True:
+            start, stop = next_chunk(work)
+            if start >= stop:
+                break
+            for t in range(start, stop):
+                r, lo, hi = _segment_bounds(t, nseg, x.shape[1])
+                m, s, c, sj, cj = _state(x[r], _mask_row(mask, r), lo, hi, T(sc), with_index)
+                g = t - r * nseg
+                states[r, g, 0] = m
+                states[r, g, 1] = s
+                states[r, g, 2] = c
+                # index sums relative to the segment start -> relative to the row start
+                states[r, g, 3] = sj + lo * s
+                states[r, g, 4] = cj + lo * c
 
 
 def _combine_states_impl(states, sc, row_state):
@@ -296,20 +307,31 @@ def _write_softmax(row, mrow, sc, m, s, c, log, yrow):
             yrow[k] = fast_exp(sc * (_value(row, mrow, k, ninf) - m)) * inv_total
 
 
-def _softmax_rows_impl(x, mask, sc, log, y):
+def _softmax_rows_impl(x, mask, sc, log, y, work):
     T = x.dtype.type
-    for r in prange(x.shape[0]):
-        mrow = _mask_row(mask, r)
-        m, s, c, _, _ = _state(x[r], mrow, 0, x.shape[1], T(sc), False)
-        _write_softmax(x[r], mrow, T(sc), m, s, c, log, y[r])
+    for _worker in prange(work[WORKERS]):
+        while True:
+            start, stop = next_chunk(work)
+            if start >= stop:
+                break
+            for r in range(start, stop):
+                mrow = _mask_row(mask, r)
+                m, s, c, _, _ = _state(x[r], mrow, 0, x.shape[1], T(sc), False)
+                _write_softmax(x[r], mrow, T(sc), m, s, c, log, y[r])
 
 
-def _softmax_segments_impl(x, mask, sc, log, nseg, row_state, y):
+def _softmax_segments_impl(x, mask, sc, log, nseg, row_state, y, work):
     T = x.dtype.type
-    for t in prange(x.shape[0] * nseg):
-        r, lo, hi = _segment_bounds(t, nseg, x.shape[1])
-        _write_softmax(x[r, lo:hi], _mask_block(_mask_row(mask, r), lo, hi), T(sc),
-                       T(row_state[r, 0]), row_state[r, 1], row_state[r, 2], log, y[r, lo:hi])
+    for _worker in prange(work[WORKERS]):
+        while True:
+            start, stop = next_chunk(work)
+            if start >= stop:
+                break
+            for t in range(start, stop):
+                r, lo, hi = _segment_bounds(t, nseg, x.shape[1])
+                _write_softmax(x[r, lo:hi], _mask_block(_mask_row(mask, r), lo, hi), T(sc),
+                               T(row_state[r, 0]), row_state[r, 1], row_state[r, 2], log,
+                               y[r, lo:hi])
 
 
 @inline
@@ -343,23 +365,34 @@ def _write_prob_grad(row, mrow, offset, sc, m, s, c, dout, y_mean, index_weighte
             dxrow[k] = w if (mrow is None or mrow[k]) else zero
 
 
-def _prob_grad_rows_impl(x, mask, sc, dout, index_weighted, dx):
+def _prob_grad_rows_impl(x, mask, sc, dout, index_weighted, dx, work):
     T = x.dtype.type
-    for r in prange(x.shape[0]):
-        mrow = _mask_row(mask, r)
-        m, s, c, sj, cj = _state(x[r], mrow, 0, x.shape[1], T(sc), index_weighted)
-        y_mean = _argmax_value(m, s, c, sj, cj) if index_weighted else 0.0
-        _write_prob_grad(x[r], mrow, 0, T(sc), m, s, c, dout[r], y_mean, index_weighted, dx[r])
+    for _worker in prange(work[WORKERS]):
+        while True:
+            start, stop = next_chunk(work)
+            if start >= stop:
+                break
+            for r in range(start, stop):
+                mrow = _mask_row(mask, r)
+                m, s, c, sj, cj = _state(x[r], mrow, 0, x.shape[1], T(sc), index_weighted)
+                y_mean = _argmax_value(m, s, c, sj, cj) if index_weighted else 0.0
+                _write_prob_grad(x[r], mrow, 0, T(sc), m, s, c, dout[r], y_mean, index_weighted,
+                                 dx[r])
 
 
-def _prob_grad_segments_impl(x, mask, sc, dout, index_weighted, nseg, row_state, dx):
+def _prob_grad_segments_impl(x, mask, sc, dout, index_weighted, nseg, row_state, dx, work):
     T = x.dtype.type
-    for t in prange(x.shape[0] * nseg):
-        r, lo, hi = _segment_bounds(t, nseg, x.shape[1])
-        m, s, c, sj, cj = row_state[r]
-        y_mean = _argmax_value(m, s, c, sj, cj) if index_weighted else 0.0
-        _write_prob_grad(x[r, lo:hi], _mask_block(_mask_row(mask, r), lo, hi), lo, T(sc),
-                         T(m), s, c, dout[r], y_mean, index_weighted, dx[r, lo:hi])
+    for _worker in prange(work[WORKERS]):
+        while True:
+            start, stop = next_chunk(work)
+            if start >= stop:
+                break
+            for t in range(start, stop):
+                r, lo, hi = _segment_bounds(t, nseg, x.shape[1])
+                m, s, c, sj, cj = row_state[r]
+                y_mean = _argmax_value(m, s, c, sj, cj) if index_weighted else 0.0
+                _write_prob_grad(x[r, lo:hi], _mask_block(_mask_row(mask, r), lo, hi), lo, T(sc),
+                                 T(m), s, c, dout[r], y_mean, index_weighted, dx[r, lo:hi])
 
 
 _softmax_rows = jit_pair(_softmax_rows_impl)
@@ -492,86 +525,102 @@ def _transpose_from(flat_tile, mblock, n, nrows, fill, block):
             block[i * n + j] = flat_tile[j * _TILE + i] if keep else fill
 
 
-def _short_reduce_impl(x, mask, sc, with_index, out):
+def _short_reduce_impl(x, mask, sc, with_index, out, work):
     """lse (with_index False) or soft_argmax (True) of short rows."""
     T = x.dtype.type
     inv_sc = 1.0 / sc
-    for t in prange((x.shape[0] + _TILE - 1) // _TILE):
-        r0 = t * _TILE
-        tile, m, s, c, sj, cj, _, _ = _tile_buffers(x)
-        nrows = _load_tile(x, mask, r0, tile)
-        _tile_state(tile, T(sc), m, s, c, sj, cj, with_index, False)
-        tile_out = out[r0:r0 + nrows]  # a view: out[r0 + i] would not vectorise (wraparound)
-        if with_index:
-            for i in range(nrows):
-                finite = m[i] > T(-np.inf) and m[i] < T(np.inf)
-                mean = (np.float64(sj[i]) + cj[i]) / (np.float64(s[i]) + c[i])
-                tile_out[i] = mean if finite else np.nan
-        else:
-            for i in range(nrows):
-                # c = 0 for empty rows: log1p(-1) = -inf, and m is -inf as well
-                log_total = fast_log1p(np.float64(s[i]) + (np.float64(c[i]) - 1.0))
-                tile_out[i] = np.float64(m[i]) + log_total * inv_sc
+    for _worker in prange(work[WORKERS]):
+        while True:
+            start, stop = next_chunk(work)
+            if start >= stop:
+                break
+            for t in range(start, stop):
+                r0 = t * _TILE
+                tile, m, s, c, sj, cj, _, _ = _tile_buffers(x)
+                nrows = _load_tile(x, mask, r0, tile)
+                _tile_state(tile, T(sc), m, s, c, sj, cj, with_index, False)
+                # a view: out[r0 + i] would not vectorise (wraparound)
+                tile_out = out[r0:r0 + nrows]
+                if with_index:
+                    for i in range(nrows):
+                        finite = m[i] > T(-np.inf) and m[i] < T(np.inf)
+                        mean = (np.float64(sj[i]) + cj[i]) / (np.float64(s[i]) + c[i])
+                        tile_out[i] = mean if finite else np.nan
+                else:
+                    for i in range(nrows):
+                        # c = 0 for empty rows: log1p(-1) = -inf, and m is -inf as well
+                        log_total = fast_log1p(np.float64(s[i]) + (np.float64(c[i]) - 1.0))
+                        tile_out[i] = np.float64(m[i]) + log_total * inv_sc
 
 
-def _short_softmax_impl(x, mask, sc, log, y):
+def _short_softmax_impl(x, mask, sc, log, y, work):
     T = x.dtype.type
     ninf = T(-np.inf)
     fill = ninf if log else T(0.0)
     sc64 = np.float64(sc)
-    for t in prange((x.shape[0] + _TILE - 1) // _TILE):
-        r0 = t * _TILE
-        tile, m, s, c, total, unused, log_total, m64 = _tile_buffers(x)
-        nrows = _load_tile(x, mask, r0, tile)
-        _tile_state(tile, T(sc), m, s, c, total, unused, False, not log)
-        if log:  # (the log of the total costs about 0.6 ns per element: only when needed)
-            for i in range(_TILE):
-                log_total[i] = fast_log1p(np.float64(s[i]) + (np.float64(c[i]) - 1.0))
-                m64[i] = np.float64(m[i])
-        else:
-            for i in range(_TILE):  # 1 / total: products instead of divisions below
-                total[i] = T(1.0) / (s[i] + c[i])
-        for j in range(tile.shape[0]):
-            col = tile[j]
-            if log:
-                for i in range(_TILE):
-                    val = T(sc64 * (np.float64(col[i]) - m64[i]) - log_total[i])
-                    col[i] = val if m[i] != ninf else fill
-            else:
-                for i in range(_TILE):  # the tile holds the exponentials
-                    col[i] = col[i] * total[i] if m[i] != ninf else fill
-        _store_tile(tile, None, r0, nrows, fill, y)  # masked elements already hold the fill
-        _fix_bad_rows(mask, r0, nrows, m, s, fill, y)
+    for _worker in prange(work[WORKERS]):
+        while True:
+            start, stop = next_chunk(work)
+            if start >= stop:
+                break
+            for t in range(start, stop):
+                r0 = t * _TILE
+                tile, m, s, c, total, unused, log_total, m64 = _tile_buffers(x)
+                nrows = _load_tile(x, mask, r0, tile)
+                _tile_state(tile, T(sc), m, s, c, total, unused, False, not log)
+                if log:  # (the log of the total costs about 0.6 ns per element: only when needed)
+                    for i in range(_TILE):
+                        log_total[i] = fast_log1p(np.float64(s[i]) + (np.float64(c[i]) - 1.0))
+                        m64[i] = np.float64(m[i])
+                else:
+                    for i in range(_TILE):  # 1 / total: products instead of divisions below
+                        total[i] = T(1.0) / (s[i] + c[i])
+                for j in range(tile.shape[0]):
+                    col = tile[j]
+                    if log:
+                        for i in range(_TILE):
+                            val = T(sc64 * (np.float64(col[i]) - m64[i]) - log_total[i])
+                            col[i] = val if m[i] != ninf else fill
+                    else:
+                        for i in range(_TILE):  # the tile holds the exponentials
+                            col[i] = col[i] * total[i] if m[i] != ninf else fill
+                _store_tile(tile, None, r0, nrows, fill, y)  # masked elements already hold the fill
+                _fix_bad_rows(mask, r0, nrows, m, s, fill, y)
 
 
-def _short_prob_grad_impl(x, mask, sc, dout, index_weighted, dx):
+def _short_prob_grad_impl(x, mask, sc, dout, index_weighted, dx, work):
     T = x.dtype.type
     ninf = T(-np.inf)
     zero = T(0.0)
     sc64 = np.float64(sc)
-    for t in prange((x.shape[0] + _TILE - 1) // _TILE):
-        r0 = t * _TILE
-        tile, m, s, c, sj, cj, g64, y64 = _tile_buffers(x)
-        nrows = _load_tile(x, mask, r0, tile)
-        _tile_state(tile, T(sc), m, s, c, sj, cj, index_weighted, True)
-        for i in range(_TILE):  # reuse the buffers: s <- 1/total, sj <- g (working dtype)
-            total = np.float64(s[i]) + c[i]
-            d = dout[min(r0 + i, x.shape[0] - 1)]
-            y64[i] = (np.float64(sj[i]) + cj[i]) / total if index_weighted else 0.0
-            g64[i] = d * sc64
-            sj[i] = T(d)
-            s[i] = T(1.0 / total)  # products instead of divisions below
-        for j in range(tile.shape[0]):
-            col = tile[j]  # holds the exponentials
-            if index_weighted:
-                for i in range(_TILE):
-                    w = T(g64[i] * np.float64(col[i] * s[i]) * (np.float64(j) - y64[i]))
-                    col[i] = w if m[i] != ninf else zero
-            else:
-                for i in range(_TILE):
-                    col[i] = sj[i] * (col[i] * s[i]) if m[i] != ninf else zero
-        _store_tile(tile, mask, r0, nrows, zero, dx)
-        _fix_bad_rows(mask, r0, nrows, m, s, zero, dx)
+    for _worker in prange(work[WORKERS]):
+        while True:
+            start, stop = next_chunk(work)
+            if start >= stop:
+                break
+            for t in range(start, stop):
+                r0 = t * _TILE
+                tile, m, s, c, sj, cj, g64, y64 = _tile_buffers(x)
+                nrows = _load_tile(x, mask, r0, tile)
+                _tile_state(tile, T(sc), m, s, c, sj, cj, index_weighted, True)
+                for i in range(_TILE):  # reuse the buffers: s <- 1/total, sj <- g (working dtype)
+                    total = np.float64(s[i]) + c[i]
+                    d = dout[min(r0 + i, x.shape[0] - 1)]
+                    y64[i] = (np.float64(sj[i]) + cj[i]) / total if index_weighted else 0.0
+                    g64[i] = d * sc64
+                    sj[i] = T(d)
+                    s[i] = T(1.0 / total)  # products instead of divisions below
+                for j in range(tile.shape[0]):
+                    col = tile[j]  # holds the exponentials
+                    if index_weighted:
+                        for i in range(_TILE):
+                            w = T(g64[i] * np.float64(col[i] * s[i]) * (np.float64(j) - y64[i]))
+                            col[i] = w if m[i] != ninf else zero
+                    else:
+                        for i in range(_TILE):
+                            col[i] = sj[i] * (col[i] * s[i]) if m[i] != ninf else zero
+                _store_tile(tile, mask, r0, nrows, zero, dx)
+                _fix_bad_rows(mask, r0, nrows, m, s, zero, dx)
 
 
 _short_reduce = jit_pair(_short_reduce_impl)
@@ -602,12 +651,12 @@ def _lse_backward_row(row, mrow, brow, o, d, dxrow):
 
 
 def _lse_backward_impl(x, b, mask, out, dout, dx, work):
-    for _ in prange(work[WORKERS]):
+    for _worker in prange(work[WORKERS]):
         while True:
-            lo, hi = next_chunk(work)
-            if lo >= hi:
+            start, stop = next_chunk(work)
+            if start >= stop:
                 break
-            for r in range(lo, hi):
+            for r in range(start, stop):
                 brow = None if b is None else b[r]
                 _lse_backward_row(x[r], _mask_row(mask, r), brow, out[r], dout[r], dx[r])
 
@@ -640,68 +689,78 @@ def _softmax_backward_row(yrow, dyrow, mrow, sc64, log, dxrow):
             dxrow[k] = g if keep else zero
 
 
-def _softmax_backward_impl(y, dy, mask, sc, log, dx):
-    for r in prange(y.shape[0]):
-        _softmax_backward_row(y[r], dy[r], _mask_row(mask, r), sc, log, dx[r])
+def _softmax_backward_impl(y, dy, mask, sc, log, dx, work):
+    for _worker in prange(work[WORKERS]):
+        while True:
+            start, stop = next_chunk(work)
+            if start >= stop:
+                break
+            for r in range(start, stop):
+                _softmax_backward_row(y[r], dy[r], _mask_row(mask, r), sc, log, dx[r])
 
 
 _lse_backward_rows = jit_pair(_lse_backward_impl)
 _softmax_backward_rows = jit_pair(_softmax_backward_impl)
 
 
-def _lse_weighted_impl(x, b, mask, out, sign):
+def _lse_weighted_impl(x, b, mask, out, sign, work):
     """SciPy's signed weighted logsumexp per row (see BACKEND_INTERFACE.md).
 
     Scalar loop (not the blocked walk): weighted sums are rare and this keeps the sign logic in
     one obvious place.
     """
-    for r in prange(x.shape[0]):
-        m = -np.inf
-        b_eq = 0.0
-        s_lt = 0.0
-        has_nan = False
-        inf_pos = False
-        inf_neg = False
-        for j in range(x.shape[1]):
-            w = np.float64(b[r, j])
-            if w == 0.0 or not (mask is None or mask[r, j]):
-                continue
-            v = np.float64(x[r, j])
-            if v != v or w != w:
-                has_nan = True
-                continue
-            if v > m:
-                if m > -np.inf:
-                    s_lt = (s_lt + b_eq) * np.exp(m - v)
-                else:
-                    s_lt = 0.0
+    for _worker in prange(work[WORKERS]):
+        while True:
+            start, stop = next_chunk(work)
+            if start >= stop:
+                break
+            for r in range(start, stop):
+                m = -np.inf
                 b_eq = 0.0
-                m = v
-            if v == m:
-                b_eq += w
-                if v == np.inf:
-                    inf_pos = inf_pos or w > 0
-                    inf_neg = inf_neg or w < 0
-            elif v > -np.inf:
-                s_lt += w * np.exp(v - m)
-        if has_nan:
-            out[r] = np.nan
-            sign[r] = np.nan
-        elif m == -np.inf:
-            out[r] = -np.inf
-            sign[r] = 0.0
-        elif m == np.inf:
-            out[r] = np.nan if (inf_pos and inf_neg) else np.inf
-            sign[r] = np.nan if (inf_pos and inf_neg) else (1.0 if inf_pos else -1.0)
-        else:
-            ratio = s_lt / b_eq if b_eq != 0.0 else -np.inf
-            if ratio > -0.5:  # the log1p form is accurate here; otherwise form the total
-                out[r] = m + np.log(abs(b_eq)) + np.log1p(ratio)
-                sign[r] = 1.0 if b_eq > 0 else -1.0
-            else:
-                total = b_eq + s_lt
-                out[r] = m + np.log(abs(total)) if total != 0.0 else -np.inf
-                sign[r] = np.sign(total)
+                s_lt = 0.0
+                has_nan = False
+                inf_pos = False
+                inf_neg = False
+                for j in range(x.shape[1]):
+                    w = np.float64(b[r, j])
+                    if w == 0.0 or not (mask is None or mask[r, j]):
+                        continue
+                    v = np.float64(x[r, j])
+                    if v != v or w != w:
+                        has_nan = True
+                        continue
+                    if v > m:
+                        if m > -np.inf:
+                            s_lt = (s_lt + b_eq) * np.exp(m - v)
+                        else:
+                            s_lt = 0.0
+                        b_eq = 0.0
+                        m = v
+                    if v == m:
+                        b_eq += w
+                        if v == np.inf:
+                            inf_pos = inf_pos or w > 0
+                            inf_neg = inf_neg or w < 0
+                    elif v > -np.inf:
+                        s_lt += w * np.exp(v - m)
+                if has_nan:
+                    out[r] = np.nan
+                    sign[r] = np.nan
+                elif m == -np.inf:
+                    out[r] = -np.inf
+                    sign[r] = 0.0
+                elif m == np.inf:
+                    out[r] = np.nan if (inf_pos and inf_neg) else np.inf
+                    sign[r] = np.nan if (inf_pos and inf_neg) else (1.0 if inf_pos else -1.0)
+                else:
+                    ratio = s_lt / b_eq if b_eq != 0.0 else -np.inf
+                    if ratio > -0.5:  # the log1p form is accurate here; otherwise form the total
+                        out[r] = m + np.log(abs(b_eq)) + np.log1p(ratio)
+                        sign[r] = 1.0 if b_eq > 0 else -1.0
+                    else:
+                        total = b_eq + s_lt
+                        out[r] = m + np.log(abs(total)) if total != 0.0 else -np.inf
+                        sign[r] = np.sign(total)
 
 
 _lse_weighted_rows = jit_pair(_lse_weighted_impl)
@@ -711,10 +770,35 @@ _lse_weighted_rows = jit_pair(_lse_weighted_impl)
 # Launch helpers
 # --------------------------------------------------------------------------------------------
 
-def _segments(rows: int, n: int) -> int:
-    """How many segments to cut each row into so that every thread has work."""
+# Single-thread cost per element of each kernel kind, in ns (float64, the slower dtype; float32
+# is 0.6-0.9x of it), for the parallel-or-serial decision of fastops._numba.Launch. Measured
+# with fastops.threads(1) on the 2-core development VM, (4096, 4096) rows (the short-row tile
+# kernels on (1048576, 16)), medians of 15 calls, 2026-12-02.
+_NS_PER_ELEMENT = {
+    "reduce": 1.0,  # logsumexp / smooth_max / soft_argmax
+    "softmax": 2.0,  # softmax / log_softmax
+    "prob_grad": 2.0,  # smooth_max_backward / soft_argmax_backward
+    "backward": 1.0,  # logsumexp_backward / softmax_backward / log_softmax_backward
+    "weighted": 10.0,  # logsumexp with b: scalar libm exp per element
+    "short": 2.0,  # the transposed-tile kernels of rows <= _SHORT_ROW
+}
+
+
+def _row_launch(x: np.ndarray, kind: str, nseg: int = 1) -> Launch:
+    """The schedule of a kernel over x's rows (each cut into nseg segments), or over its tiles
+    of _TILE rows when the rows are short."""
+    rows, n = x.shape
+    if kind == "short":
+        return Launch(-(-rows // _TILE), _TILE * n * _NS_PER_ELEMENT["short"])
+    return Launch(rows * nseg, -(-n // nseg) * _NS_PER_ELEMENT[kind])
+
+
+def _segments(rows: int, n: int, kind: str) -> int:
+    """How many segments to cut each row into so that every thread has work (1 when the call
+    runs serially or the rows are many or short)."""
     threads = numba.get_num_threads()
-    if rows >= 2 * threads or n < 2 * _MIN_SEGMENT:
+    serial = not worth_parallel(rows * n * _NS_PER_ELEMENT[kind])
+    if serial or rows >= 2 * threads or n < 2 * _MIN_SEGMENT:
         return 1
     return int(min(-(-2 * threads // rows), n // _MIN_SEGMENT))
 
@@ -722,8 +806,8 @@ def _segments(rows: int, n: int) -> int:
 def _row_state(x: np.ndarray, mask, sc: float, nseg: int, with_index: bool) -> np.ndarray:
     """Per-row (m, s, c, sj, cj) as float64 (rows, 5), computed over nseg segments per row."""
     states = np.empty((x.shape[0], nseg, 5), np.float64)
-    with Launch() as variant:
-        _segment_states[variant](x, mask, sc, nseg, with_index, states)
+    with _row_launch(x, "reduce", nseg) as (variant, work):
+        _segment_states[variant](x, mask, sc, nseg, with_index, states, work)
     row_state = np.empty((x.shape[0], 5), np.float64)
     _combine_states(states, sc, row_state)
     return row_state
@@ -746,16 +830,17 @@ def _finish_rows(row_state, sc, with_index, out):
 def _reduce(x: np.ndarray, mask: np.ndarray | None, scale: float, with_index: bool
             ) -> np.ndarray:
     """lse (with_index False) or soft_argmax (True) per row, on the path the shape calls for."""
-    nseg = _segments(*x.shape)
+    nseg = _segments(*x.shape, "reduce")
     out = np.empty(x.shape[0], x.dtype)
     if nseg > 1:
         _finish_rows(_row_state(x, mask, scale, nseg, with_index), scale, with_index, out)
         return out
-    with Launch() as variant:
-        if x.shape[1] <= _SHORT_ROW:
-            _short_reduce[variant](x, mask, scale, with_index, out)
-        else:
-            _reduce_rows[variant](x, mask, scale, with_index, out)
+    if x.shape[1] <= _SHORT_ROW:
+        with _row_launch(x, "short") as (variant, work):
+            _short_reduce[variant](x, mask, scale, with_index, out, work)
+    else:
+        with _row_launch(x, "reduce") as (variant, work):
+            _reduce_rows[variant](x, mask, scale, with_index, out, work)
     return out
 
 
@@ -774,39 +859,43 @@ def lse_weighted(x: np.ndarray, b: np.ndarray, mask: np.ndarray | None
     """log|sum b exp(x)| and its sign per row, SciPy semantics."""
     out = np.empty(x.shape[0], np.float64)
     sign = np.empty(x.shape[0], np.float64)
-    with Launch() as variant:
-        _lse_weighted_rows[variant](x, b, mask, out, sign)
+    with _row_launch(x, "weighted") as (variant, work):
+        _lse_weighted_rows[variant](x, b, mask, out, sign, work)
     return out.astype(x.dtype), sign.astype(x.dtype)
 
 
 def softmax(x: np.ndarray, mask: np.ndarray | None, scale: float, log: bool) -> np.ndarray:
     """softmax (or log_softmax) of scale * x per row; masked elements 0 (log: -inf)."""
     y = np.empty_like(x)
-    nseg = _segments(*x.shape)
-    row_state = _row_state(x, mask, scale, nseg, False) if nseg > 1 else None
-    with Launch() as variant:
-        if row_state is not None:
-            _softmax_segments[variant](x, mask, scale, log, nseg, row_state, y)
-        elif x.shape[1] <= _SHORT_ROW:
-            _short_softmax[variant](x, mask, scale, log, y)
-        else:
-            _softmax_rows[variant](x, mask, scale, log, y)
+    nseg = _segments(*x.shape, "softmax")
+    if nseg > 1:
+        row_state = _row_state(x, mask, scale, nseg, False)
+        with _row_launch(x, "softmax", nseg) as (variant, work):
+            _softmax_segments[variant](x, mask, scale, log, nseg, row_state, y, work)
+    elif x.shape[1] <= _SHORT_ROW:
+        with _row_launch(x, "short") as (variant, work):
+            _short_softmax[variant](x, mask, scale, log, y, work)
+    else:
+        with _row_launch(x, "softmax") as (variant, work):
+            _softmax_rows[variant](x, mask, scale, log, y, work)
     return y
 
 
 def _prob_grad(x, mask, scale, dout, index_weighted):
     dx = np.empty_like(x)
     dout = dout.astype(np.float64)
-    nseg = _segments(*x.shape)
-    row_state = _row_state(x, mask, scale, nseg, index_weighted) if nseg > 1 else None
-    with Launch() as variant:
-        if row_state is not None:
+    nseg = _segments(*x.shape, "prob_grad")
+    if nseg > 1:
+        row_state = _row_state(x, mask, scale, nseg, index_weighted)
+        with _row_launch(x, "prob_grad", nseg) as (variant, work):
             _prob_grad_segments[variant](x, mask, scale, dout, index_weighted, nseg, row_state,
-                                         dx)
-        elif x.shape[1] <= _SHORT_ROW:
-            _short_prob_grad[variant](x, mask, scale, dout, index_weighted, dx)
-        else:
-            _prob_grad_rows[variant](x, mask, scale, dout, index_weighted, dx)
+                                         dx, work)
+    elif x.shape[1] <= _SHORT_ROW:
+        with _row_launch(x, "short") as (variant, work):
+            _short_prob_grad[variant](x, mask, scale, dout, index_weighted, dx, work)
+    else:
+        with _row_launch(x, "prob_grad") as (variant, work):
+            _prob_grad_rows[variant](x, mask, scale, dout, index_weighted, dx, work)
     return dx
 
 
@@ -826,7 +915,7 @@ def lse_backward(x: np.ndarray, b: np.ndarray | None, mask: np.ndarray | None,
                  out: np.ndarray, dout: np.ndarray) -> np.ndarray:
     """dout * b * exp(x - out); 0 where masked, b == 0, x == -inf or out == -inf."""
     dx = np.empty_like(x)
-    with Launch(x.shape[0], x.shape[1] * 1.0) as (variant, work):
+    with _row_launch(x, "backward") as (variant, work):
         _lse_backward_rows[variant](x, b, mask, out.astype(x.dtype), dout.astype(x.dtype), dx,
                                     work)
     return dx
@@ -836,6 +925,6 @@ def softmax_backward(y: np.ndarray, dy: np.ndarray, mask: np.ndarray | None, sca
                      log: bool) -> np.ndarray:
     """Gradient of softmax (log=False) or log_softmax (log=True) given the output y."""
     dx = np.empty_like(y)
-    with Launch() as variant:
-        _softmax_backward_rows[variant](y, dy, mask, scale, log, dx)
+    with _row_launch(y, "backward") as (variant, work):
+        _softmax_backward_rows[variant](y, dy, mask, scale, log, dx, work)
     return dx
