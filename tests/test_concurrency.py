@@ -4,6 +4,9 @@ Numba's workqueue threading layer aborts the process when two threads launch par
 at the same time; fastops then runs the serial compilation of a kernel for the caller that
 finds another launch in flight. The subprocess tests force that layer (where it is not the
 default) and check that 8 threads x N calls neither abort nor change a single bit.
+
+These test-sized calls would run serially (below fastops._numba.PARALLEL_MIN_NS), so the
+threshold is set to 0 here: every call opens a parallel region, as a large one would.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import fastops
+import fastops._numba as scheduling
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -99,6 +104,18 @@ def run_concurrently(calls, per_thread, serial=None):
     return mismatches
 
 
+@pytest.fixture(autouse=True)
+def _every_call_parallel(monkeypatch):
+    monkeypatch.setattr(scheduling, "PARALLEL_MIN_NS", 0)
+    monkeypatch.setattr(scheduling, "CHUNK_NS", 1)
+
+
+def force_parallel():
+    """For the subprocesses: the same as the fixture above."""
+    scheduling.PARALLEL_MIN_NS = 0
+    scheduling.CHUNK_NS = 1
+
+
 def test_threads_give_serial_results():
     calls = workload()
     serial = [_call(c) for c in calls]
@@ -120,6 +137,7 @@ import sys
 import numba
 import test_concurrency as tc
 
+tc.force_parallel()
 warm = sys.argv[1] == "warm"
 calls = tc.workload()
 serial = [tc._call(c) for c in calls] if warm else None
