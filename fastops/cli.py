@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -228,6 +229,22 @@ def _print_info(info: dict[str, Any]) -> None:
             f"numba threading: layer {layer} (configured: {nt['configured_layer']}), "
             f"{nt['num_threads']} threads (NUMBA_NUM_THREADS={nt['NUMBA_NUM_THREADS']})"
         )
+        print(
+            f"fastops scheduling: serial below {nt['parallel_min_ns'] / 1e6:g} ms of estimated "
+            f"single-thread work, else dynamic chunks of ~{nt['chunk_ns'] / 1e3:g} us on "
+            f"{nt['num_threads']} threads (fastops.threads(n) / fastops.set_num_threads(n) to "
+            "change, per calling thread)"
+        )
+    pools = info.get("thread_pools")
+    if pools is None:
+        print("native thread pools: unknown (pip install threadpoolctl to list BLAS / OpenMP)")
+    else:
+        for pool in pools:
+            print(
+                f"native thread pool: {pool['user_api']} {pool['internal_api']} "
+                f"{pool.get('version') or ''} {pool['num_threads']} threads "
+                f"({os.path.basename(pool['filepath'] or '')})"
+            )
     env = info.get("threading_env") or {}
     listed = ", ".join(f"{k}={v}" for k, v in env.items()) or "none set"
     print(f"threading environment: {listed}")

@@ -26,6 +26,7 @@ _PACKAGES: dict[str, tuple[str, ...]] = {
     "rich": ("rich",),
     "matplotlib": ("matplotlib",),
     "asv": ("asv",),
+    "threadpoolctl": ("threadpoolctl",),
 }
 
 
@@ -64,10 +65,16 @@ def numba_threading() -> dict[str, Any]:
         return {"available": False}
     import numba
 
+    from .. import _numba as scheduling
+
     out: dict[str, Any] = {
         "configured_layer": numba.config.THREADING_LAYER,
         "num_threads": numba.get_num_threads(),
         "NUMBA_NUM_THREADS": numba.config.NUMBA_NUM_THREADS,
+        # fastops' scheduling (fastops/_numba.py): serial below this much estimated work,
+        # dynamic chunks of about CHUNK_NS each above it
+        "parallel_min_ns": scheduling.PARALLEL_MIN_NS,
+        "chunk_ns": scheduling.CHUNK_NS,
     }
     try:
 
@@ -167,6 +174,17 @@ _THREADING_ENV: tuple[str, ...] = (
 )
 
 
+def thread_pools() -> list[dict[str, Any]] | None:
+    """The native thread pools loaded in this process (BLAS, OpenMP runtimes) with their
+    thread counts, through threadpoolctl (None when it is not installed)."""
+    if not installed("threadpoolctl"):
+        return None
+    import threadpoolctl
+
+    keep = ("user_api", "internal_api", "num_threads", "version", "filepath")
+    return [{k: pool.get(k) for k in keep} for pool in threadpoolctl.threadpool_info()]
+
+
 def machine_info(backends: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     """What a benchmark result depends on: host, versions, threads, and the GPU if used."""
     try:
@@ -184,6 +202,7 @@ def machine_info(backends: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     }
     if installed("numba"):
         info["numba_threading"] = numba_threading()
+    info["thread_pools"] = thread_pools()
     if "cupy" in backends:
         info["gpu"] = gpu_info()
     return info
