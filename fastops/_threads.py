@@ -24,7 +24,12 @@ def _max_threads() -> int:
 
 
 def get_num_threads() -> int:
-    """The number of threads fastops' CPU kernels may use in the calling thread."""
+    """The number of threads fastops' CPU kernels may use in the calling thread.
+
+    >>> with fastops.threads(1):
+    ...     fastops.get_num_threads()
+    1
+    """
     import numba
 
     return int(numba.get_num_threads())
@@ -36,6 +41,12 @@ def set_num_threads(n: int) -> None:
     ``n`` is an int from 1 to the size of Numba's thread pool (``NUMBA_NUM_THREADS``, the
     number of CPUs by default); 1 runs every kernel serially, without waking a worker.
     It is Numba's thread mask: ``numba.set_num_threads`` sets the same value.
+
+    >>> before = fastops.get_num_threads()
+    >>> fastops.set_num_threads(1)
+    >>> fastops.get_num_threads()
+    1
+    >>> fastops.set_num_threads(before)
     """
     n = _checked(n, "set_num_threads")
     import numba
@@ -50,6 +61,10 @@ def threads(n: int) -> Iterator[None]:
 
         with fastops.threads(1):   # next to a busy data loader or torch's own threads
             p = fastops.softmax(x)
+
+    >>> with fastops.threads(1):
+    ...     float(fastops.logsumexp(np.zeros(4)))
+    1.3862943611198906
     """
     n = _checked(n, "threads")
     previous = get_num_threads()

@@ -14,7 +14,8 @@ import fastops.smooth
 
 
 @pytest.mark.parametrize("module", [fastops.smooth, fastops.orthogonality, fastops.rank_one,
-                                    fastops.langevin, fastops.random, fastops._dispatch],
+                                    fastops.langevin, fastops.random, fastops._dispatch,
+                                    fastops._threads],
                          ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, extraglobs={"np": np, "fastops": fastops},
