@@ -1,4 +1,4 @@
-"""The ``fastops`` console script: ``fastops bench`` and ``fastops info``.
+"""The ``fastops`` console script: ``fastops bench``, ``fastops demo`` and ``fastops info``.
 
 Imports stay inside the subcommands so that ``fastops --help`` is instant and nothing
 (cupy, torch, rich, matplotlib) is imported before it is needed.
@@ -11,7 +11,11 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
 from typing import Any
+
+from fastops.bench.quick import quick_help
 
 
 def _split(values: Sequence[str] | None) -> list[str] | None:
@@ -40,24 +44,7 @@ def _parser() -> argparse.ArgumentParser:
             "the CPU backend, where installed."
         ),
     )
-    bench.add_argument(
-        "--quick",
-        action="store_true",
-        help="a subset that runs in about a minute on a laptop CPU (compilation included): "
-        "smooth: the 7 main ops at (4096, 4096) float64 plus logsumexp at (1048576, 16) and "
-        "(8, 2097152) on the CPU; at (65536, 1024) float32 plus logsumexp at (16777216, 16) "
-        "and (64, 1048576) on the GPU; orthogonality (float32): ortho_frobenius on (8192, "
-        "256) and (256, 64, 64), ortho_model on a 50-kernel list at 1/4 width, "
-        "som_penalty_and_grad on (1024, 256), spectral_norm on (2048, 2048) on the CPU; "
-        "ortho_frobenius on (4096, 4096) and (256, 64, 64), the full 50-kernel list, SOM on "
-        "(1024, 512), spectral_norm on (4096, 4096) on the GPU; rank_one: expm_rank1 on "
-        "512 x (64, 64), expm_rank1_apply on (65536, 64) and (1024, 4096), "
-        "expm_rank1_chain_apply with L = 32 on (65536, 64), float64, on the CPU; float32 at "
-        "4096 x (64, 64), (1048576, 64), (1024, 4096) and L = 32 on (1048576, 64) on the GPU; "
-        "langevin (float32): langevin_step and random_normal on 2^25 elements (CPU) / 2^28 "
-        "(GPU), gmm_score on n = 1e6 with (d, K) = (2, 8), (64, 8) (CPU) / (64, 64) (GPU), "
-        "and the demo's annealed_langevin run",
-    )
+    bench.add_argument("--quick", action="store_true", help=quick_help())
     bench.add_argument(
         "--backend",
         choices=("numba", "cupy", "all"),
@@ -82,7 +69,26 @@ def _parser() -> argparse.ArgumentParser:
         metavar="LIST",
         default=None,
         help="comma-separated peers to time: numpy,scipy,torch,torch_autograd,cupyx,cupy,numba "
-        "(default: every installed one; 'none' for fastops alone)",
+        "(default: every installed one, and a line naming the missing ones; 'none' for "
+        "fastops alone); naming one that is not installed is an error",
+    )
+    bench.add_argument(
+        "--contend",
+        type=int,
+        metavar="N",
+        default=0,
+        help="time each CPU case quiet, quiet on one thread (fastops.threads(1)) and with N "
+        "CPU-bound competitor processes running, in one run, and report contended / "
+        "1-thread (target <= 1.3x) and, for small calls, contended / quiet (target <= 3x); "
+        "fastops rows only (no peers, no --plot)",
+    )
+    bench.add_argument(
+        "--idle-gap",
+        type=float,
+        metavar="SECONDS",
+        default=None,
+        help="idle sleep before each timed small call, outside the timed interval (default "
+        "0.02: the calls come between other work, as in a pipeline; 0: back to back)",
     )
     bench.add_argument("--json", metavar="PATH", help="write machine info and every row as JSON")
     bench.add_argument("--plot", metavar="PATH.png", help="write a PNG chart (needs matplotlib)")
@@ -130,35 +136,86 @@ class _PlainProgress:
             print(f"[{self.done}/{self.total}] {description}", file=sys.stderr, flush=True)
 
 
+def check_output_path(path: str, option: str) -> None:
+    """Raise ValueError unless ``path`` can be written: its folder exists and is writable,
+    and it is not itself a folder (checked before any timing starts)."""
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise ValueError(f"{option} {path}: is a directory; give a file name")
+    if not parent.is_dir():
+        raise ValueError(f"{option} {path}: the directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {path}: the directory {parent} is not writable")
+    if target.exists() and not os.access(target, os.W_OK):
+        raise ValueError(f"{option} {path}: the file exists and is not writable")
+
+
+def _check_bench_args(args: argparse.Namespace) -> list[str] | None:
+    """Every usage check of ``fastops bench`` that can be made before timing (ValueError or
+    ImportError with the message); returns the peers asked for (None: every installed one)."""
+    from fastops.bench import report
+    from fastops.bench.peers import check_peer_names
+
+    if args.contend < 0:
+        raise ValueError(f"--contend must be >= 1 competitor, got {args.contend}")
+    if args.idle_gap is not None and not args.idle_gap >= 0:
+        raise ValueError(f"--idle-gap must be >= 0 seconds, got {args.idle_gap}")
+    if args.contend and args.plot:
+        raise ValueError("--plot is not available with --contend (use --json)")
+    if args.contend and args.peers is not None:
+        raise ValueError("--contend times fastops alone: leave out --peers")
+    if args.contend and args.backend == "cupy":
+        raise ValueError("--contend times the CPU backend (numba): leave out --backend cupy")
+    peers = _split([args.peers]) if args.peers is not None else None
+    if peers == ["none"]:
+        peers = []
+    elif peers is not None:
+        if not peers:
+            raise ValueError("--peers needs peer names (or none)")
+        check_peer_names(peers)
+    if args.json:
+        check_output_path(args.json, "--json")
+    if args.plot:
+        report.check_plot_available()
+        check_output_path(args.plot, "--plot")
+    return peers
+
+
 def _bench(args: argparse.Namespace, argv: list[str]) -> int:
     from fastops.bench import report
     from fastops.bench.devices import installed, resolve_backends
     from fastops.bench.runner import run_bench
 
-    if args.plot:
-        try:
-            report.check_plot_available()
-        except report.PlotUnavailable as exc:
-            print(f"fastops bench: error: {exc}", file=sys.stderr)
-            return 2
-    backends, skipped = resolve_backends(args.backend)
+    try:
+        peers = _check_bench_args(args)
+    except (ValueError, ImportError) as exc:
+        print(f"fastops bench: error: {exc}", file=sys.stderr)
+        return 2
+    backends, skipped = resolve_backends("numba" if args.contend else args.backend)
     if not backends:
         reasons = "; ".join(f"{b}: {r}" for b, r in skipped.items())
         print(f"fastops bench: error: no backend to run ({reasons})", file=sys.stderr)
         return 2
     size = "tiny" if args.tiny else ("quick" if args.quick else "full")
-    peers = _split([args.peers]) if args.peers is not None else None
-    if peers == ["none"]:
-        peers = []
     use_rich = installed("rich") and not args.plain
     kwargs: dict[str, Any] = {
         "size": size,
-        "backend": args.backend,
         "families": _split(args.family),
         "ops": _split(args.op),
         "dtypes": args.dtype,
-        "peers": peers,
+        "idle_gap": args.idle_gap,
     }
+    if args.contend:
+        from fastops.bench.contention import run_contention
+
+        def announce(pids: list[int]) -> None:
+            print(f"started {len(pids)} competitor(s): pid {', '.join(map(str, pids))}",
+                  file=sys.stderr, flush=True)
+
+        runner: Any = partial(run_contention, args.contend, on_competitors=announce)
+    else:
+        runner = partial(run_bench, backend=args.backend, peers=peers)
     try:
         if use_rich:
             from rich.console import Console
@@ -183,12 +240,12 @@ def _bench(args: argparse.Namespace, argv: list[str]) -> int:
                 def step(description: str, case_done: bool) -> None:
                     progress.update(task, description=description, advance=int(case_done))
 
-                result = run_bench(
+                result = runner(
                     on_start=lambda n: progress.update(task, total=n), on_step=step, **kwargs
                 )
         else:
             plain = _PlainProgress()
-            result = run_bench(on_start=plain.start, on_step=plain.step, **kwargs)
+            result = runner(on_start=plain.start, on_step=plain.step, **kwargs)
     except ValueError as exc:  # unknown op / family: a usage error, not a crash
         print(f"fastops bench: error: {exc}", file=sys.stderr)
         return 2
@@ -290,6 +347,13 @@ def _demo(args: argparse.Namespace) -> int:
     if args.particles < 1:
         print("fastops demo: error: --particles must be >= 1", file=sys.stderr)
         return 2
+    if args.plot:  # before the sampler runs, not after a minute of it
+        try:
+            demo.check_plot_available()
+            check_output_path(args.plot, "--plot")
+        except (ValueError, ImportError) as exc:
+            print(f"fastops demo: error: {exc}", file=sys.stderr)
+            return 2
     result = demo.run(backend, args.particles, args.seed, args.progress)
     print(demo.report(result))
     if args.plot:

@@ -6,7 +6,9 @@ No timing thresholds here: speed is judged by ``fastops bench`` and asv, never b
 from __future__ import annotations
 
 import importlib
+import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,9 +21,9 @@ from fastops.bench import orthogonality as ortho_bench
 from fastops.bench import report
 from fastops.bench.cases import Case, Impl, PeerSkipped, get_cases, get_family, register_family
 from fastops.bench.devices import installed, resolve_backends
-from fastops.bench.runner import SCHEMA, BenchResult, Plan, run_case
+from fastops.bench.runner import SCHEMA, BenchResult, PeerResult, Plan, Row, run_case
 from fastops.bench.smooth import OPS, QUICK_OPS, nbytes_floor
-from fastops.bench.timing import Budget, measure
+from fastops.bench.timing import Budget, Timing, measure, median_settled
 from fastops.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,7 +125,7 @@ def test_case_selection():
         for c in ortho
         if c.op == "ortho_spectral"
     )
-    assert {c.shape for c in ortho if c.op == "ortho_frobenius"} == {
+    assert {c.shape for c in ortho if c.op == "ortho_frobenius" and not c.small_call} == {
         (4096, 4096),
         (65536, 512),
         (512, 65536),
@@ -287,19 +289,20 @@ def test_cli_bench_rich_and_plain(capsys, monkeypatch):
     args = ["bench", "--tiny", "--op", "logsumexp", "--peers", "numpy"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "logsumexp" in out and "x numpy" in out and "copy bandwidth" in out
+    assert "logsumexp" in out and "numpy" in out and "copy bandwidth" in out
+    assert "speed-up of fastops" in out and "±IQR" in out
     # Without rich: the plain-text table.
     monkeypatch.setattr("fastops.bench.devices.installed", lambda m: m != "rich" and installed(m))
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "x numpy" in out and "┃" not in out
+    assert "speed-up of fastops" in out and "numpy" in out and "━" not in out
 
 
 def test_gemm_column_and_skipped_peers(monkeypatch):
     """The "% GEMM" column appears only with GEMM-bound rows; a peer whose k x k Gram is over
     the limit is recorded as skipped (with the reason), not as an error."""
     plan = Plan.for_size("tiny")
-    (smooth_case,) = get_cases("tiny", ["numba"], ops=["logsumexp"])
+    (smooth_case,) = get_cases("tiny", ["numba"], ops=["logsumexp"], dtypes=["float64"])
     smooth_row = run_case(smooth_case, plan, bandwidth=None, peers=["numpy"])
     header, _ = report.table_rows(BenchResult("tiny", ["numba"], {}, {}, [smooth_row], "", 0.0))
     assert "% GEMM" not in header and smooth_row.gemm is None
@@ -359,3 +362,346 @@ def test_cli_info(capsys):
     assert main(["info", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert {"backends", "versions", "gpu", "caches", "numba_threading"} <= set(info)
+
+
+# --------------------------------------------------------------------------------------------
+# Settled medians and their spread
+# --------------------------------------------------------------------------------------------
+
+
+class FakeClock:
+    """A clock that 'times' each call as the next of ``durations`` (seconds) and calls fn."""
+
+    def __init__(self, durations):
+        self.durations = list(durations)
+        self.calls = 0
+
+    def time(self, fn):
+        fn()
+        self.calls += 1
+        return self.durations[min(self.calls, len(self.durations)) - 1]
+
+
+def test_median_settled():
+    assert not median_settled([1.0, 1.0, 1.0], 0.02, 3)  # needs window + 1 medians
+    assert median_settled([1.0, 1.0, 1.0, 1.0], 0.02, 3)
+    assert median_settled([1.0, 1.01, 0.99, 1.0], 0.02, 3)
+    assert not median_settled([1.0, 1.1, 1.0, 1.0], 0.02, 3)  # moved 10% within the window
+    assert median_settled([5.0, 1.1, 1.0, 1.0, 1.0, 1.0], 0.02, 3)  # older history does not count
+    assert not median_settled([0.0, 0.0, 0.0, 0.0], 0.02, 3)
+
+
+def test_measure_stops_when_the_median_settles():
+    budget = Budget(repeats=100, min_repeats=5, max_time=1e9, settle_tolerance=0.02,
+                    settle_window=3)
+    # warm-up 9 (not counted), then steady calls: the median settles as soon as allowed
+    clock = FakeClock([9.0] + [1.0] * 200)
+    t = measure(lambda: None, clock=clock, budget=budget)
+    assert t.settled and len(t.times) == 5 and t.median == 1.0 and clock.calls == 6
+    # a median that keeps moving runs until the repeats are used up
+    drifting = FakeClock([1.0] + [1.0 + 0.5 * i for i in range(200)])
+    t = measure(lambda: None, clock=drifting, budget=budget)
+    assert not t.settled and len(t.times) == 100
+    # ... or until the time budget (timed calls only, here) is spent
+    t = measure(lambda: None, clock=FakeClock([1.0 + 0.5 * i for i in range(200)]),
+                budget=Budget(100, 5, 20.0), warmup=0)
+    assert not t.settled and 5 <= len(t.times) < 100 and sum(t.times) <= 1.5 * 20.0 + 1e-9
+
+
+def test_measure_idle_gap_sleeps_outside_the_timing_and_counts_in_the_budget():
+    slept = []
+    clock = FakeClock([0.001 * (1 + i % 2) for i in range(1000)])  # never settles (50% moves)
+    t = measure(lambda: None, clock=clock, budget=Budget(1000, 3, 1.0, 0.0001), warmup=0,
+                idle_gap=0.1, sleep=slept.append)
+    assert slept == [0.1] * len(t.times)  # one sleep before each timed call, none timed
+    assert max(t.times) <= 0.002 and t.idle_gap == 0.1
+    assert len(t.times) < 20  # the gaps used up the one-second budget
+
+
+def test_spread_and_noisy_flag():
+    steady = Timing(times=[1.0, 1.01, 1.02, 0.98, 0.99])
+    assert steady.spread_pct == pytest.approx(2.0) and not steady.noisy
+    noisy = Timing(times=[1.0, 1.0, 2.0, 2.0, 1.5])
+    q1, median, q3 = noisy.quartiles
+    assert (q1, median, q3) == (1.0, 1.5, 2.0)
+    assert noisy.spread_pct == pytest.approx(100 * 1.0 / 1.5) and noisy.noisy
+    assert Timing(times=[1.0]).spread_pct is None and not Timing(times=[1.0]).noisy
+    j = noisy.to_json()
+    assert j["q1_s"] == 1.0 and j["q3_s"] == 2.0 and j["noisy"] is True
+    assert {"median_s", "spread_pct", "settled", "repeats", "idle_gap_s"} <= set(j)
+
+
+def _case(op="logsumexp", family="smooth", **kw):
+    (case,) = [c for c in get_cases("full", ["numba"], families=[family], ops=[op])
+               if all(getattr(c, k) == v for k, v in kw.items())][:1]
+    return case
+
+
+def _fake_row(case, fastops_s, peers=(), noisy=False):
+    """A Row with made-up timings (no kernel runs)."""
+    spread = [0.5, 1.0, 1.5, 2.0] if noisy else [1.0, 1.0, 1.0, 1.0]
+    row = Row(case=case, bandwidth=None, timing=Timing([fastops_s * f for f in spread]))
+    for name, seconds in peers:
+        row.peers.append(PeerResult(name, name, Timing([seconds] * 4)))
+    if case.floor_impl is not None:
+        row.gemm = PeerResult("gemm", "gemm", Timing([0.9 * fastops_s] * 4))
+    return row
+
+
+def test_noisy_rows_are_flagged_and_speedups_use_the_same_medians():
+    quiet = _fake_row(_case(dtype="float32", shape=(4096, 4096)), 0.01, [("torch", 0.03)])
+    noisy = _fake_row(_case("softmax", dtype="float32", shape=(4096, 4096)), 0.01,
+                      [("torch", 0.02)], noisy=True)
+    result = BenchResult("quick", ["numba"], {}, {}, [quiet, noisy], "", 1.0)
+    times = report.times_table(result)
+    col = times.header.index("±IQR")
+    assert times.body[0][col] == "0%" and times.body[1][col].endswith(report.NOISY_MARK)
+    (speedups,) = report.speedup_tables(result)
+    torch_col = speedups.header.index("torch")
+    assert speedups.body[0][torch_col] == "3.00x"  # 0.03 / the median 0.01
+    assert noisy.speedup("torch") == pytest.approx(0.02 / noisy.time_s)
+    footer = "\n".join(report.footer_lines(result))
+    assert "spread over 20%" in footer and report.QUICK_CPU_LEAVES_OUT in footer
+    j = noisy.to_json()
+    assert j["noisy"] is True and j["timing"]["q3_s"] > j["timing"]["q1_s"]
+
+
+# --------------------------------------------------------------------------------------------
+# The 80-column tables
+# --------------------------------------------------------------------------------------------
+
+
+def _wide_result():
+    """Every family's longest names, every CPU peer, and GPU-only peers on some rows (more
+    peer columns than fit: the speed-up table is split by family)."""
+    cpu = ["numpy", "scipy", "torch", "torch_autograd"]
+    rows = [
+        _fake_row(_case("log_softmax_backward", dtype="float64", shape=(1048576, 16)), 0.02,
+                  [(p, 0.05) for p in cpu]),
+        _fake_row(_case("expm_rank1_chain_apply", "rank_one", dtype="float64"), 123.4,
+                  [(p, 1e4) for p in cpu]),
+        _fake_row(_case("som_penalty_and_grad", "orthogonality", dtype="float32",
+                        shape=(16, 1024, 256)), 0.05, [(p, 0.1) for p in cpu], noisy=True),
+        _fake_row(_case("ortho_model", "orthogonality", dtype="float64"), 0.4,
+                  [("numpy", 0.5), ("torch", 0.6), ("torch_autograd", 0.9), ("numba", 4.0)]),
+        _fake_row(_case("annealed_langevin", "langevin"), 0.9, [("numpy", 13.0), ("cupy", 1.0),
+                                                                ("cupyx", 1.0)]),
+        _fake_row(_case("ortho_frobenius", "orthogonality", shape=(256, 64)), 2e-5,
+                  [(p, 3e-5) for p in cpu]),
+    ]
+    result = BenchResult("full", ["numba"], {}, {}, rows, "", 12.0,
+                         missing_peers={"scipy": "pip install scipy"}, idle_gap=0.02)
+    return result
+
+
+def test_tables_fit_80_columns():
+    from rich.console import Console
+
+    result = _wide_result()
+    assert len(report.speedup_tables(result)) > 1  # split by family
+    buf = io.StringIO()
+    report.render_rich(result, Console(file=buf, width=80, color_system=None))
+    out = buf.getvalue()
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert "…" not in out  # nothing truncated
+    for text in ("rank1_chain", "123 s", "(idle)", "peers not installed: scipy"):
+        assert text in out
+    buf = io.StringIO()
+    report.render_plain(result, buf)
+    assert max(len(line) for line in buf.getvalue().splitlines()) <= 80
+
+
+# --------------------------------------------------------------------------------------------
+# Input checks before anything runs
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_timing(monkeypatch):
+    """Fail the test if a benchmark starts running."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the benchmark started")
+
+    monkeypatch.setattr("fastops.bench.runner.run_bench", refuse)
+    monkeypatch.setattr("fastops.bench.contention.run_contention", refuse)
+
+
+def test_unknown_and_missing_peers_are_usage_errors(capsys, monkeypatch, no_timing):
+    assert main(["bench", "--tiny", "--peers", "numpy,pytorch"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown peer(s) pytorch" in err and "numpy, scipy, torch" in err
+    monkeypatch.setattr("fastops.bench.peers.installed", lambda m: m not in ("cupy", "torch"))
+    assert main(["bench", "--tiny", "--peers", "cupyx"]) == 2
+    assert "pip install cupy-cuda12x" in capsys.readouterr().err
+    assert main(["bench", "--tiny", "--peers", "numpy,torch_autograd"]) == 2
+    assert "pip install torch" in capsys.readouterr().err
+
+
+def test_missing_peers_are_listed(monkeypatch):
+    from fastops.bench.peers import missing_peers
+
+    monkeypatch.setattr("fastops.bench.peers.installed", lambda m: m not in ("scipy", "torch"))
+    missing = missing_peers({"cpu"})
+    assert set(missing) == {"scipy", "torch", "torch_autograd"}
+    assert report.missing_peers_line(missing) == (
+        "peers not installed: scipy (pip install scipy); torch, torch_autograd "
+        "(pip install torch)"
+    )
+    assert report.missing_peers_line({}) == ""
+
+
+def test_bench_without_peers_names_the_missing_ones(monkeypatch, capsys):
+    monkeypatch.setattr("fastops.bench.peers.installed", lambda m: m != "scipy" and installed(m))
+    assert main(["bench", "--tiny", "--plain", "--op", "logsumexp"]) == 0
+    out = capsys.readouterr().out
+    assert "peers not installed: scipy (pip install scipy)" in out
+    assert main(["bench", "--tiny", "--plain", "--op", "logsumexp", "--peers", "numpy"]) == 0
+    assert "peers not installed" not in capsys.readouterr().out  # peers named: no hint
+
+
+def test_output_paths_are_checked_before_timing(tmp_path, capsys, no_timing):
+    missing_dir = tmp_path / "nope" / "out.json"
+    assert main(["bench", "--tiny", "--json", str(missing_dir)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["bench", "--tiny", "--json", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    if installed("matplotlib"):
+        assert main(["bench", "--tiny", "--plot", str(tmp_path / "nope" / "b.png")]) == 2
+        assert "does not exist" in capsys.readouterr().err
+    assert main(["bench", "--tiny", "--contend", "1", "--plot", str(tmp_path / "b.png")]) == 2
+    assert "--plot is not available with --contend" in capsys.readouterr().err
+    assert main(["bench", "--tiny", "--idle-gap", "-1"]) == 2
+    assert "--idle-gap" in capsys.readouterr().err
+
+
+def test_demo_plot_checks_before_sampling(tmp_path, capsys, monkeypatch):
+    from fastops.langevin import demo
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the sampler ran")
+
+    monkeypatch.setattr(demo, "run", refuse)
+    args = ["demo", "langevin", "--backend", "numba", "--particles", "10", "--plot"]
+    assert main([*args, str(tmp_path / "nope" / "samples.png")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    monkeypatch.setattr("fastops.bench.devices.installed",
+                        lambda m: m != "matplotlib" and installed(m))
+    assert main([*args, str(tmp_path / "samples.png")]) == 2
+    assert "pip install matplotlib" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# --quick: what it keeps and what it says it leaves out
+# --------------------------------------------------------------------------------------------
+
+
+def test_quick_selection_matches_its_description(capsys):
+    from fastops.bench import quick
+
+    cases = get_cases("quick", ["numba"])
+    assert len({c.dtype for c in cases if c.family == "smooth" and not c.small_call}) == 1
+    described = " ".join(quick.QUICK_CPU.values())
+    for c in cases:
+        name = "orthogonality_penalty_and_grad" if c.small_call and c.family == (
+            "orthogonality") else c.op
+        assert name in described, c.name
+    # the rows the README's targets are about, and the small calls
+    names = {(c.op, c.shape) for c in cases}
+    assert {("logsumexp", (4096, 4096)), ("softmax", (4096, 4096)),
+            ("logsumexp", (64, 128)), ("softmax", (64, 128)), ("langevin_step", (4096,)),
+            ("ortho_frobenius", (256, 64))} <= names
+    assert {"langevin_step", "ortho_frobenius", "expm_rank1_apply"} <= {c.op for c in cases}
+    small = [c for c in cases if c.small_call]
+    assert len(small) == 4 and all(c.dtype == "float32" for c in small)
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    assert "leaves out" in " ".join(capsys.readouterr().out.split())
+
+
+# --------------------------------------------------------------------------------------------
+# --contend: quiet, single-thread and contended timings; no competitor left behind
+# --------------------------------------------------------------------------------------------
+
+
+def _gone(pid):
+    """The process is gone (reaped: no /proc entry, os.kill finds nothing)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return not Path(f"/proc/{pid}").exists()
+    return False
+
+
+def test_competitors_are_stopped_also_on_errors():
+    from fastops.bench.contention import Competitors
+
+    with Competitors(2, seconds=60) as competitors:
+        pids = competitors.pids
+        assert len(pids) == 2 and competitors.running() == 2
+    assert all(_gone(pid) for pid in pids)
+    with pytest.raises(KeyboardInterrupt), Competitors(1, seconds=60) as competitors:
+        pids = competitors.pids
+        raise KeyboardInterrupt
+    assert all(_gone(pid) for pid in pids)
+    # their own deadline ends them too (the safety net if the bench is SIGKILLed)
+    competitors = Competitors(1, seconds=0.1)
+    competitors.start()
+    assert competitors.procs[0].wait(timeout=30) == 0
+    competitors.stop()
+
+
+def test_cli_contend_tiny(tmp_path, capsys):
+    path = tmp_path / "contend.json"
+    args = ["bench", "--tiny", "--contend", "1", "--op", "logsumexp", "--plain", "--json",
+            str(path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "contended" in out and "1 thread" in out and "÷1 thr" in out
+    d = json.loads(path.read_text())
+    assert d["competitors"] == 1 and len(d["competitor_pids"]) == 1
+    assert all(_gone(pid) for pid in d["competitor_pids"])
+    assert {r["small_call"] for r in d["rows"]} == {True, False}
+    for r in d["rows"]:
+        assert r["error"] is None, r["error"]
+        for phase in ("quiet", "single_thread", "contended"):
+            assert r[phase]["median_s"] > 0 and "q1_s" in r[phase]
+        assert r["contended_vs_single_thread"] == pytest.approx(
+            r["contended"]["median_s"] / r["single_thread"]["median_s"])
+
+
+def test_contention_run_that_raises_leaves_no_competitor():
+    from fastops.bench.contention import run_contention
+
+    pids = []
+
+    def interrupt(description, done):
+        if "contended" in description:
+            raise KeyboardInterrupt  # as Ctrl-C would, in the middle of the contended phase
+
+    with pytest.raises(KeyboardInterrupt):
+        run_contention(2, size="tiny", ops=["logsumexp"], dtypes=["float32"],
+                       on_step=interrupt, on_competitors=pids.extend)
+    assert len(pids) == 2 and all(_gone(pid) for pid in pids)
+
+
+def test_contention_table_ratios_and_targets():
+    from rich.console import Console
+
+    from fastops.bench.contention import ContendedRow, ContentionResult
+
+    def t(seconds):
+        return Timing([seconds] * 4)
+
+    big = ContendedRow(_case(dtype="float32", shape=(4096, 4096)), t(0.01), t(0.02), t(0.03))
+    small = ContendedRow(_case(dtype="float32", shape=(64, 128)), t(1e-5), t(2e-5), t(2.4e-5))
+    assert big.vs_single_thread == pytest.approx(1.5) and big.misses_target
+    assert small.vs_single_thread == pytest.approx(1.2) and small.vs_quiet == pytest.approx(2.4)
+    assert small.case.small_call and not small.misses_target
+    result = ContentionResult("quick", 1, 2, [big, small], "", [123], idle_gap=0.02)
+    table = report.contention_table(result)
+    assert table.body[0][-2] == "1.50x" + report.MISSED_MARK and table.body[1][-1] == "2.40x"
+    buf = io.StringIO()
+    report.render_rich(result, Console(file=buf, width=80, color_system=None))
+    assert max(len(line) for line in buf.getvalue().splitlines()) <= 80
+    assert result.to_json()["rows"][0]["misses_target"] is True

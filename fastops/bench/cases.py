@@ -26,8 +26,9 @@ from typing import Any
 
 from .devices import BENCH_BACKENDS, synchronize
 
-#: "full": every shape, dtype and op; "quick": the subset that fits in about a minute on a
-#: two-core laptop; "tiny": small arrays so that tests can run every case in seconds.
+#: "full": every shape, dtype and op; "quick": the subset that fits in a minute on a two-core
+#: laptop, compilation included (:mod:`fastops.bench.quick` says what it leaves out); "tiny":
+#: small arrays so that tests can run every case in seconds.
 SIZES: tuple[str, ...] = ("full", "quick", "tiny")
 
 #: Inputs smaller than this are rotated through several copies so that repeats do not
@@ -97,6 +98,9 @@ class Case:
     #: the op draws random numbers: its peers compute the same distribution from other
     #: generators, so they agree with fastops in shape and dtype, not in values
     stochastic: bool = False
+    #: a call of tens of microseconds, as a pipeline makes between other work: timed with many
+    #: repeats, each after an idle gap (``fastops bench --idle-gap``), outside the timed interval
+    small_call: bool = False
     _sets: list[tuple] = field(default_factory=list, init=False, repr=False)
     _next: int = field(default=0, init=False, repr=False)
 

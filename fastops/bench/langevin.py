@@ -51,6 +51,15 @@ DEMO_COMPONENT_STD = 0.2
 
 Shape = tuple[int, ...]
 
+#: The ops --quick times when none are named, per device. On the CPU langevin_step only:
+#: random_normal and gmm_score are Numba compilations of 3-7 s each on two cores, and the
+#: demo run (about 1 s a call) has its own command, ``fastops demo langevin``.
+QUICK_OPS: dict[str, tuple[str, ...]] = {"cpu": ("langevin_step",), "cuda": OPS}
+#: Small calls (CPU, every size, float32): one step of 4096 particle coordinates, tens of
+#: microseconds, as a sampler makes between its score evaluations.
+SMALL_CALLS: tuple[tuple[str, Shape], ...] = (("langevin_step", (4096,)),)
+SMALL_CALL_DTYPE = "float32"
+
 #: shapes per op, dtypes, per (device, size). gmm_score shapes are (n, d, K).
 _GRIDS: dict[tuple[str, str], tuple[dict[str, tuple[Shape, ...]], tuple[str, ...]]] = {
     ("cpu", "full"): ({
@@ -60,7 +69,7 @@ _GRIDS: dict[tuple[str, str], tuple[dict[str, tuple[Shape, ...]], tuple[str, ...
         "annealed_langevin": ((100_000, 2, 8),),
     }, ("float32",)),
     ("cpu", "quick"): ({
-        "langevin_step": ((1 << 25,),),
+        "langevin_step": ((1 << 24,),),
         "random_normal": ((1 << 25,),),
         "gmm_score": ((10 ** 6, 2, 8), (10 ** 6, 64, 8)),
         "annealed_langevin": ((100_000, 2, 8),),
@@ -313,24 +322,37 @@ def langevin_cases(size: str = "full", backend: str = "numba",
     """The Langevin / random cases of ``size`` ("full", "quick", "tiny") on ``backend``."""
     device = check_request("langevin_cases", backend, ops, OPS)
     shapes, dtypes = _GRIDS[(device, size)]
-    selected = [op for op in OPS if op in (ops or OPS)]
-    cases = []
-    for dtype in dtypes:
-        itemsize = np.dtype(dtype).itemsize
-        for op in selected:
-            for shape in shapes[op]:
-                call = _fastops_call(op, backend)
-                cases.append(Case(
-                    family="langevin", op=op, shape=shape, dtype=dtype, backend=backend,
-                    nbytes=nbytes_floor(op, shape, itemsize),
-                    make_inputs=_inputs(op, backend, shape, dtype),
-                    impl=Impl(name="fastops", label=f"fastops.{op} ({backend})", call=call,
-                              clock="cupy" if device == "cuda" else "host"),
-                    peer_fn=partial(langevin_peers, op, device, dtype, call, size),
-                    shape_label=_label(op, shape),
-                    stochastic=op != "gmm_score",
-                ))
+    default = QUICK_OPS[device] if size == "quick" else OPS
+    selected = [op for op in OPS if op in (ops or default)]
+    cases = [
+        _case(op, shape, dtype, backend, device, size)
+        for dtype in dtypes
+        for op in selected
+        for shape in shapes[op]
+    ]
+    if device == "cpu":
+        cases += [
+            _case(op, shape, SMALL_CALL_DTYPE, backend, device, size, small_call=True)
+            for op, shape in SMALL_CALLS
+            if op in selected
+        ]
     return cases
+
+
+def _case(op: str, shape: Shape, dtype: str, backend: str, device: str, size: str,
+          small_call: bool = False) -> Case:
+    call = _fastops_call(op, backend)
+    return Case(
+        family="langevin", op=op, shape=shape, dtype=dtype, backend=backend,
+        nbytes=nbytes_floor(op, shape, np.dtype(dtype).itemsize),
+        make_inputs=_inputs(op, backend, shape, dtype),
+        impl=Impl(name="fastops", label=f"fastops.{op} ({backend})", call=call,
+                  clock="cupy" if device == "cuda" else "host"),
+        peer_fn=partial(langevin_peers, op, device, dtype, call, size),
+        shape_label=_label(op, shape),
+        stochastic=op != "gmm_score",
+        small_call=small_call,
+    )
 
 
 register_family("langevin", langevin_cases, OPS)

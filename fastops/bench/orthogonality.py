@@ -130,7 +130,8 @@ class _Grid:
 #: The issue's W shapes: square, tall (d >> k), wide (d << k: the Gram from the small side is
 #: 512 x 512 instead of 17 GB) and a batch of small kernels.
 _W_FULL: tuple[Shape, ...] = ((4096, 4096), (65536, 512), (512, 65536), (256, 64, 64))
-#: --quick: the Gram penalty (frobenius), the model list, SOM and spectral_norm, float32.
+#: --quick on the GPU: the Gram penalty (frobenius), the model list, SOM and spectral_norm,
+#: float32. On the CPU, where every op is a Numba compilation of seconds, frobenius only.
 _QUICK_OPS: tuple[str, ...] = (
     "ortho_frobenius",
     "ortho_model",
@@ -152,14 +153,14 @@ _GRIDS: dict[tuple[str, str], _Grid] = {
         ((1024, 512), (256, 4096), (16, 1024, 256)),
         ((4096, 4096), (64, 256, 256)),
     ),
-    # About 15 s on a 2-core laptop, Numba compilation included.
+    # One tall W: the GEMM-bound regime; the small-call row below covers the fixed costs.
     ("cpu", "quick"): _Grid(
         ("float32",),
-        ((8192, 256), (256, 64, 64)),
+        ((8192, 256),),
         "50 kernels w/4",
         ((1024, 256),),
         ((2048, 2048),),
-        _QUICK_OPS,
+        ("ortho_frobenius",),
     ),
     ("cpu", "tiny"): _Grid(("float64",), **_TINY),  # type: ignore[arg-type]
     ("cuda", "full"): _Grid(
@@ -179,6 +180,12 @@ _GRIDS: dict[tuple[str, str], _Grid] = {
     ),
     ("cuda", "tiny"): _Grid(("float32",), **_TINY),  # type: ignore[arg-type]
 }
+
+
+#: Small calls (CPU, every size, float32): the penalty and gradient of one (256, 64) layer,
+#: tens of microseconds, as a training step calls it between the layers' other work.
+SMALL_CALLS: tuple[tuple[str, Shape], ...] = (("ortho_frobenius", (256, 64)),)
+SMALL_CALL_DTYPE = "float32"
 
 
 def _batch(shape: Shape) -> int:
@@ -604,34 +611,46 @@ def orthogonality_cases(
     for op in selected:
         if op not in GRAM_OPS:
             pairs += [(op, s) for s in _op_shapes(op, grid)]
-    cases = []
-    for dtype in grid.dtypes:
-        itemsize = np.dtype(dtype).itemsize
-        for op, spec in pairs:
-            model = spec if isinstance(spec, str) else None
-            shape: Shape = (len(MODELS[spec]),) if isinstance(spec, str) else spec
-            call = _fastops_call(op)
-            cases.append(
-                Case(
-                    family="orthogonality",
-                    op=op,
-                    shape=shape,
-                    dtype=dtype,
-                    backend=backend,
-                    nbytes=nbytes_floor(op, shape, itemsize, model),
-                    make_inputs=_inputs(op, backend, shape, dtype, model),
-                    impl=Impl(
-                        name="fastops",
-                        label=f"fastops.{op} ({backend})",
-                        call=call,
-                        clock="cupy" if device == "cuda" else "host",
-                    ),
-                    peer_fn=partial(ortho_peers, op, device, shape, dtype, model, call),
-                    floor_impl=_floor_impl(op, backend),
-                    shape_label=model or "",
-                )
-            )
+    cases = [
+        _case(op, spec, dtype, backend, device)
+        for dtype in grid.dtypes
+        for op, spec in pairs
+    ]
+    if device == "cpu":
+        cases += [
+            _case(op, shape, SMALL_CALL_DTYPE, backend, device, small_call=True)
+            for op, shape in SMALL_CALLS
+            if op in selected
+        ]
     return cases
+
+
+def _case(
+    op: str, spec: Shape | str, dtype: str, backend: str, device: str, small_call: bool = False
+) -> Case:
+    """One case: ``spec`` is W's (Y's) shape, or a model's label for ``ortho_model``."""
+    model = spec if isinstance(spec, str) else None
+    shape: Shape = (len(MODELS[spec]),) if isinstance(spec, str) else spec
+    call = _fastops_call(op)
+    return Case(
+        family="orthogonality",
+        op=op,
+        shape=shape,
+        dtype=dtype,
+        backend=backend,
+        nbytes=nbytes_floor(op, shape, np.dtype(dtype).itemsize, model),
+        make_inputs=_inputs(op, backend, shape, dtype, model),
+        impl=Impl(
+            name="fastops",
+            label=f"fastops.{op} ({backend})",
+            call=call,
+            clock="cupy" if device == "cuda" else "host",
+        ),
+        peer_fn=partial(ortho_peers, op, device, shape, dtype, model, call),
+        floor_impl=_floor_impl(op, backend),
+        shape_label=model or "",
+        small_call=small_call,
+    )
 
 
 register_family("orthogonality", orthogonality_cases, OPS)

@@ -42,6 +42,61 @@ from .devices import installed, to_host
 PEER_NAMES: tuple[str, ...] = ("numpy", "scipy", "torch", "torch_autograd", "cupyx", "cupy",
                                "numba")
 
+#: The module each peer needs, and how to install it.
+PEER_MODULES: dict[str, str] = {
+    "numpy": "numpy",
+    "scipy": "scipy",
+    "torch": "torch",
+    "torch_autograd": "torch",
+    "cupyx": "cupy",
+    "cupy": "cupy",
+    "numba": "numba",
+}
+INSTALL_HINTS: dict[str, str] = {
+    "numpy": "pip install numpy",
+    "scipy": "pip install scipy",
+    "torch": "pip install torch",
+    "cupy": "pip install cupy-cuda12x, or cupy-cuda13x for CUDA 13",
+    "numba": "pip install numba",
+}
+#: The peers that time cases of each device (the others never apply there).
+DEVICE_PEERS: dict[str, tuple[str, ...]] = {
+    "cpu": ("numpy", "scipy", "torch", "torch_autograd"),
+    "cuda": ("numpy", "torch", "torch_autograd", "cupyx", "cupy", "numba"),
+}
+
+
+def check_peer_names(names: Sequence[str]) -> None:
+    """Raise ValueError naming the valid peers when ``names`` holds an unknown one, or
+    ImportError with an install hint when a named peer's module is not installed."""
+    unknown = [n for n in names if n not in PEER_NAMES]
+    if unknown:
+        raise ValueError(
+            f"unknown peer(s) {', '.join(unknown)}; choose from {', '.join(PEER_NAMES)} "
+            "(comma-separated), or none"
+        )
+    for name in names:
+        module = PEER_MODULES[name]
+        if not installed(module):
+            raise ImportError(
+                f"peer {name} needs {module}, which is not installed ({INSTALL_HINTS[module]})"
+            )
+
+
+def missing_peers(devices: Sequence[str] | set[str]) -> dict[str, str]:
+    """The peers of ``devices`` ("cpu", "cuda") not usable here, each with how to get it."""
+    missing: dict[str, str] = {}
+    for device in sorted(devices):
+        for name in DEVICE_PEERS.get(device, ()):
+            module = PEER_MODULES[name]
+            if name in missing:
+                continue
+            if not installed(module):
+                missing[name] = INSTALL_HINTS[module]
+            elif module == "torch" and device == "cuda" and not _torch_cuda():
+                missing[name] = "this torch has no CUDA: pip install torch with a CUDA build"
+    return missing
+
 #: The ops whose scipy.special / cupyx.scipy.special function has the same meaning.
 #: smooth_max at temperature 1 *is* logsumexp, which is what a SciPy user would call.
 _SCIPY_NAMES: dict[str, str] = {

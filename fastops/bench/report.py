@@ -9,23 +9,56 @@ from __future__ import annotations
 import json
 import math
 import os
+import textwrap
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import IO, Any
 
+from .cases import Case
+from .contention import (
+    TARGET_SMALL_VS_QUIET,
+    TARGET_VS_SINGLE_THREAD,
+    ContentionResult,
+)
 from .devices import installed
 from .peers import PEER_NAMES
-from .runner import BenchResult, Row
+from .quick import QUICK_CPU_LEAVES_OUT
+from .runner import BenchResult, Plan, Row
+from .timing import NOISY_SPREAD_PCT, Timing
 
-#: Column titles of the speed-up columns ("x" = fastops is that many times faster).
+#: Column titles of the speed-up table ("x" = fastops is that many times faster).
 PEER_TITLES: dict[str, str] = {
-    "numpy": "x numpy",
-    "scipy": "x scipy",
-    "torch": "x torch",
-    "torch_autograd": "x autograd",
-    "cupyx": "x cupyx",
-    "cupy": "x cupy",
-    "numba": "x CPU",
+    "numpy": "numpy",
+    "scipy": "scipy",
+    "torch": "torch",
+    "torch_autograd": "autograd",
+    "cupyx": "cupyx",
+    "cupy": "cupy",
+    "numba": "CPU",
 }
+#: More peer columns than this and the speed-up table is split by family (80 columns).
+MAX_PEER_COLUMNS = 4
+
+#: Op names shortened so that the tables fit 80 columns (the footer gives the rule).
+_OP_ABBREVIATIONS: tuple[tuple[str, str], ...] = (
+    ("_backward", " bwd"),
+    ("expm_rank1_chain_apply", "rank1_chain"),
+    ("expm_rank1_apply", "rank1_apply"),
+    ("som_penalty_and_grad", "som_penalty"),
+    ("annealed_langevin", "langevin demo"),
+)
+
+
+def short_op(op: str) -> str:
+    """The op's name as the tables print it (``softmax_backward`` -> ``softmax bwd``)."""
+    for long, short in _OP_ABBREVIATIONS:
+        op = op.replace(long, short)
+    return op
+
+
+def short_dtype(dtype: str) -> str:
+    """``float32`` -> ``f32``."""
+    return dtype.replace("float", "f")
 
 
 def format_time(seconds: float | None) -> str:
@@ -38,10 +71,39 @@ def format_time(seconds: float | None) -> str:
     return f"{seconds / 1e-9:.3g} ns"
 
 
+def format_ratio(value: float | None) -> str:
+    """A speed-up or slow-down as ``392x``, ``42.8x``, ``0.38x``."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    spec = ".0f" if value >= 100 else ".1f" if value >= 10 else ".2f"
+    return f"{value:{spec}}x"
+
+
 def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
     if value is None or not math.isfinite(value):
         return "-"
     return f"{value:{spec}}{suffix}"
+
+
+def spread_cell(timing: Timing | None) -> str:
+    """The interquartile range as a % of the median, with ``!`` when it is over 20%."""
+    if timing is None:
+        return "-"
+    return _fmt(timing.spread_pct, ".0f", "%") + (NOISY_MARK if timing.noisy else "")
+
+
+NOISY_MARK = "!"
+SMALL_CALL_MARK = " (idle)"
+
+
+@dataclass
+class TextTable:
+    """A table as strings: the first ``labels`` columns are left-aligned labels."""
+
+    title: str
+    header: list[str]
+    body: list[list[str]]
+    labels: int = 3
 
 
 def peer_columns(rows: Sequence[Row]) -> list[str]:
@@ -61,41 +123,92 @@ def _gemm_cell(r: Row) -> str:
     return _fmt(r.pct_of_gemm_floor, ".0f", "%")
 
 
-def table_rows(result: BenchResult) -> tuple[list[str], list[list[str]]]:
-    """Header and body of the results table, as strings.
+def _label_cells(case: Case, idle_gap: float, with_backend: bool) -> list[str]:
+    shape = case.shape_str + (SMALL_CALL_MARK if case.small_call and idle_gap > 0 else "")
+    cells = [short_op(case.op), shape, short_dtype(case.dtype)]
+    return cells + [case.backend] if with_backend else cells
 
-    "% GEMM" appears only when some row has a GEMM floor; a peer that skipped a case by
-    design shows "skip" (its reason is in the footer), one that failed "error".
+
+def _label_header(with_backend: bool) -> list[str]:
+    return ["op", "shape", "dt"] + (["backend"] if with_backend else [])
+
+
+def times_table(result: BenchResult) -> TextTable:
+    """fastops' median, its spread and its fraction of the floors, one row per case.
+
+    "% GEMM" appears only when some row has a GEMM floor, "backend" only when more than one
+    backend ran.
     """
-    peers = peer_columns(result.rows)
     gemm = has_gemm_floor(result.rows)
-    header = ["op", "shape", "dtype", "backend", "time", "GB/s", "% copy"]
-    header += ["% GEMM"] if gemm else []
-    header += [PEER_TITLES[p] for p in peers]
+    with_backend = len({r.case.backend for r in result.rows}) > 1
+    header = _label_header(with_backend) + ["time", "±IQR", "% copy"] + (["% GEMM"] * gemm)
     body = []
     for r in result.rows:
-        c = r.case
-        line = [c.op, c.shape_str, c.dtype, c.backend]
+        line = _label_cells(r.case, result.idle_gap, with_backend)
         if r.error:
-            line += ["error", "-", "-"] + ["-"] * (len(peers) + gemm)
+            line += ["error", "-", "-"] + ["-"] * gemm
         else:
-            line += [format_time(r.time_s), _fmt(r.gbps, ".1f"), _fmt(r.pct_of_copy, ".0f", "%")]
+            line += [format_time(r.time_s), spread_cell(r.timing), _fmt(r.pct_of_copy, ".0f", "%")]
             if gemm:
                 line.append(_gemm_cell(r))
-            for p in peers:
-                peer = next((q for q in r.peers if q.name == p), None)
-                if peer is not None and peer.error:
-                    line.append("error")
-                elif peer is not None and peer.skipped:
-                    line.append("skip")
-                else:
-                    line.append(_fmt(r.speedup(p), ".2f", "x"))
         body.append(line)
+    return TextTable("fastops: median time per call", header, body, len(header) - 3 - gemm)
+
+
+def _peer_cell(r: Row, name: str) -> str:
+    peer = next((q for q in r.peers if q.name == name), None)
+    if peer is None:
+        return "-"
+    if peer.error:
+        return "error"
+    if peer.skipped:
+        return "skip"
+    noisy = peer.timing is not None and peer.timing.noisy
+    return format_ratio(r.speedup(name)) + (NOISY_MARK if noisy else "")
+
+
+def speedup_tables(result: BenchResult) -> list[TextTable]:
+    """fastops' speed-up over each peer (peer median / fastops median, the same settled
+    medians as the times table), one table, or one per family when the peers of all families
+    would not fit 80 columns; rows without any peer are left out."""
+    rows = [r for r in result.rows if r.peers and not r.error]
+    if not rows:
+        return []
+    with_backend = len({r.case.backend for r in result.rows}) > 1
+    groups: list[tuple[str, list[Row]]] = [("", rows)]
+    if len(peer_columns(rows)) > MAX_PEER_COLUMNS:
+        families = list(dict.fromkeys(r.case.family for r in rows))
+        groups = [(f, [r for r in rows if r.case.family == f]) for f in families]
+    tables = []
+    for family, group in groups:
+        peers = peer_columns(group)
+        header = _label_header(with_backend) + [PEER_TITLES[p] for p in peers]
+        body = [
+            _label_cells(r.case, result.idle_gap, with_backend) + [_peer_cell(r, p) for p in peers]
+            for r in group
+        ]
+        title = "speed-up of fastops over each peer (peer time / fastops time)" + (
+            f": {family}" if family else "")
+        tables.append(TextTable(title, header, body, len(_label_header(with_backend))))
+    return tables
+
+
+def table_rows(result: BenchResult) -> tuple[list[str], list[list[str]]]:
+    """Header and body of the times table followed by the speed-up columns, row by row (the
+    two tables side by side, as one list per case; for tests and scripts)."""
+    times = times_table(result)
+    peers = peer_columns(result.rows)
+    header = times.header + [PEER_TITLES[p] for p in peers]
+    body = [
+        line + ([_peer_cell(r, p) for p in peers] if not r.error else ["-"] * len(peers))
+        for line, r in zip(times.body, result.rows, strict=True)
+    ]
     return header, body
 
 
 def summary_lines(result: BenchResult) -> list[str]:
-    """The lines printed above the table: machine, bandwidth, skipped backends."""
+    """The lines printed above the tables: machine, bandwidth, skipped backends, peers that
+    are not installed."""
     m = result.machine
     lines = [f"fastops bench ({result.size}) on {m.get('cpu', '?')}, {m.get('logical_cpus')} CPUs"]
     gpu = m.get("gpu") or {}
@@ -109,7 +222,22 @@ def summary_lines(result: BenchResult) -> list[str]:
         )
     for backend, reason in result.skipped_backends.items():
         lines.append(f"skipped backend {backend}: {reason}")
+    missing = missing_peers_line(result.missing_peers)
+    if missing:
+        lines.append(missing)
     return lines
+
+
+def missing_peers_line(missing: dict[str, str]) -> str:
+    """``peers not installed: scipy (pip install scipy); torch, torch_autograd (pip install
+    torch)``, or "" when none is missing."""
+    by_hint: dict[str, list[str]] = {}
+    for name, hint in missing.items():
+        by_hint.setdefault(hint, []).append(name)
+    if not by_hint:
+        return ""
+    groups = "; ".join(f"{', '.join(names)} ({hint})" for hint, names in by_hint.items())
+    return f"peers not installed: {groups}"
 
 
 def _short(error: str, limit: int = 300) -> str:
@@ -118,12 +246,46 @@ def _short(error: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
+def timing_note(size: str) -> str:
+    """How each median was reached, and what the spread and its flag mean."""
+    budget = Plan.for_size(size).fastops_budget
+    return (
+        "time: median of the timed calls after a warm-up call (compilation excluded), timed "
+        f"until the median moved < {100 * budget.settle_tolerance:.0f}% over "
+        f"{budget.settle_window} calls or the case's time budget ran out; ±IQR: "
+        "interquartile range / median; "
+        f"{NOISY_MARK} = spread over {NOISY_SPREAD_PCT:.0f}% (another process on the cores, "
+        "page faults): trust that median only to its spread."
+    )
+
+
+def small_call_note(idle_gap: float) -> str:
+    """How the small calls were timed."""
+    if idle_gap > 0:
+        return (
+            f"(idle): small call, timed after an idle sleep of {1e3 * idle_gap:.3g} ms before "
+            "each call (outside the timed interval), as it comes between other work in a "
+            "pipeline, so threads that went to sleep must wake; its peers likewise; the other "
+            "rows back to back."
+        )
+    return "small calls timed back to back (--idle-gap 0), like every other row."
+
+
+def _abbreviation_note(ops: Sequence[str]) -> str | None:
+    used = [(long, short) for long, short in _OP_ABBREVIATIONS if any(long in op for op in ops)]
+    if not used:
+        return None
+    return "op names shortened: " + ", ".join(f"{s.strip()} = {lg.strip('_')}" for lg, s in used)
+
+
 def footer_lines(result: BenchResult) -> list[str]:
-    """Notes below the table: what the columns mean, errors, elapsed time."""
+    """Notes below the tables: what the columns mean, errors, elapsed time."""
     lines = [
-        "time: median after a warm-up call (compilation excluded); GB/s: bytes floor (inputs "
-        "read once + outputs written once) / time; % copy: floor time at the measured copy "
-        "bandwidth / time; x peer: peer time / fastops time (> 1 = fastops faster).",
+        timing_note(result.size),
+        "% copy: bytes floor (inputs read once + outputs written once) at the measured copy "
+        "bandwidth / time (GB/s in the JSON); speed-up: peer median / fastops median "
+        f"(> 1: fastops faster; {NOISY_MARK}: the peer's spread is over "
+        f"{NOISY_SPREAD_PCT:.0f}%).",
     ]
     if has_gemm_floor(result.rows):
         lines.append(
@@ -132,6 +294,22 @@ def footer_lines(result: BenchResult) -> list[str]:
             "from the smaller side + the gradient product; + eigh for ortho_spectral; the two "
             "GEMVs for spectral_norm) / fastops time. Targets, value + gradient: within 1.3x of "
             "the GEMMs on the CPU (>= 77%), 1.25x on the GPU (>= 80%)."
+        )
+    if any(r.case.small_call for r in result.rows):
+        lines.append(small_call_note(result.idle_gap))
+    note = _abbreviation_note([r.case.op for r in result.rows])
+    if note:
+        lines.append(note)
+    if result.size == "quick":
+        lines.append(QUICK_CPU_LEAVES_OUT + ".")
+    unsettled = sum(
+        1 for r in result.rows for t in [r.timing, *(p.timing for p in r.peers)]
+        if t is not None and t.times and not t.settled
+    )
+    if unsettled:
+        lines.append(
+            f"{unsettled} timing(s) stopped at their time budget before the median settled "
+            "(\"settled\": false in the JSON)."
         )
     for r in result.rows:
         if r.error:
@@ -147,65 +325,186 @@ def footer_lines(result: BenchResult) -> list[str]:
     return lines
 
 
-def render_plain(result: BenchResult, file: IO[str]) -> None:
-    """The results as a fixed-width text table (no rich needed)."""
-    header, body = table_rows(result)
+# --------------------------------------------------------------------------------------------
+# The contention table (fastops bench --contend N)
+# --------------------------------------------------------------------------------------------
+
+
+def contention_table(result: ContentionResult) -> TextTable:
+    """Quiet, quiet single-thread and contended medians of each case, and the two ratios."""
+    header = ["op", "shape", "dt", "quiet", "1 thread", "contended", "÷1 thr", "÷quiet"]
+    body = []
+    for r in result.rows:
+        line = _label_cells(r.case, result.idle_gap, with_backend=False)
+        if r.error:
+            body.append(line + ["error"] + ["-"] * 4)
+            continue
+        for t in (r.quiet, r.single_thread, r.contended):
+            mark = NOISY_MARK if t is not None and t.noisy else ""
+            line.append(format_time(t.median if t is not None else None) + mark)
+        over_single = r.vs_single_thread is not None and (
+            r.vs_single_thread > TARGET_VS_SINGLE_THREAD)
+        over_quiet = r.case.small_call and r.vs_quiet is not None and (
+            r.vs_quiet > TARGET_SMALL_VS_QUIET)
+        line.append(format_ratio(r.vs_single_thread) + (MISSED_MARK if over_single else ""))
+        line.append(format_ratio(r.vs_quiet) + (MISSED_MARK if over_quiet else ""))
+        body.append(line)
+    title = f"fastops under contention: {result.competitors} busy process(es)"
+    return TextTable(title, header, body)
+
+
+MISSED_MARK = "*"
+
+
+def contention_summary_lines(result: ContentionResult) -> list[str]:
+    m = result.machine
+    return [
+        f"fastops bench --contend {result.competitors} ({result.size}) on {m.get('cpu', '?')}, "
+        f"{m.get('logical_cpus')} CPUs, fastops on {result.threads} threads; competitor pids "
+        + ", ".join(str(p) for p in result.competitor_pids)
+    ]
+
+
+def contention_footer_lines(result: ContentionResult) -> list[str]:
+    lines = [
+        f"quiet: no competitor, all {result.threads} threads; 1 thread: "
+        "with fastops.threads(1) (and BLAS on one thread through threadpoolctl), no "
+        f"competitor; contended: {result.competitors} CPU-bound processes (Python busy loops) "
+        f"running, all {result.threads} threads; quiet and 1-thread phases first, then the "
+        "contended phase, in this one run.",
+        f"÷1 thr = contended / 1 thread (target <= {TARGET_VS_SINGLE_THREAD}x); ÷quiet = "
+        f"contended / quiet (target for small calls <= {TARGET_SMALL_VS_QUIET:.0f}x); "
+        f"{MISSED_MARK} = over its target.",
+        timing_note(result.size),
+        "peers are not timed under --contend (fastops rows only).",
+    ]
+    if any(r.case.small_call for r in result.rows):
+        lines.append(small_call_note(result.idle_gap))
+    note = _abbreviation_note([r.case.op for r in result.rows])
+    if note:
+        lines.append(note)
+    if result.size == "quick":
+        lines.append(QUICK_CPU_LEAVES_OUT + ".")
+    if result.competitors_exited_early:
+        lines.append(
+            f"warning: {result.competitors_exited_early} competitor(s) exited before the "
+            "contended phase ended: some contended timings ran with fewer competitors."
+        )
+    for r in result.rows:
+        if r.error:
+            lines.append(f"error in {r.case.name}: {_short(r.error)}")
+    lines.append(f"total {result.elapsed_s:.1f} s")
+    return lines
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering
+# --------------------------------------------------------------------------------------------
+
+#: Plain-text lines are wrapped to this width.
+PLAIN_WIDTH = 80
+
+
+def _plain_table(table: TextTable, file: IO[str]) -> None:
+    header, body = table.header, table.body
     widths = [
         max(len(h), *(len(line[i]) for line in body)) if body else len(h)
         for i, h in enumerate(header)
     ]
-    numeric_from = 4  # left-align the labels, right-align the numbers
 
     def fmt(cells: list[str]) -> str:
         return "  ".join(
-            c.ljust(w) if i < numeric_from else c.rjust(w)
+            c.ljust(w) if i < table.labels else c.rjust(w)
             for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
+        ).rstrip()
 
-    for line in summary_lines(result):
-        print(line, file=file)
+    print(file=file)
+    print(table.title, file=file)
     print(fmt(header), file=file)
     print("  ".join("-" * w for w in widths), file=file)
     for line in body:
         print(fmt(line), file=file)
-    for line in footer_lines(result):
-        print(line, file=file)
 
 
-def render_rich(result: BenchResult, console: Any) -> None:
-    """The results as a rich table on ``console``."""
+def _plain_lines(lines: Sequence[str], file: IO[str]) -> None:
+    for line in lines:
+        print(textwrap.fill(line, PLAIN_WIDTH, subsequent_indent="  ",
+                            break_on_hyphens=False), file=file)
+
+
+def _render_plain(summary: Sequence[str], tables: Sequence[TextTable], footer: Sequence[str],
+                  file: IO[str]) -> None:
+    _plain_lines(summary, file)
+    for table in tables:
+        _plain_table(table, file)
+    print(file=file)
+    _plain_lines(footer, file)
+
+
+def _render_rich(summary: Sequence[str], tables: Sequence[TextTable], footer: Sequence[str],
+                 console: Any) -> None:
+    from rich import box
     from rich.table import Table
 
-    header, body = table_rows(result)
-    table = Table(title="fastops bench", title_justify="left")
-    for i, h in enumerate(header):
-        table.add_column(h, justify="left" if i < 4 else "right", no_wrap=True)
-    for line in body:
-        table.add_row(*line)
     # markup=False: the lines hold literal brackets ("[numpy.copyto, ...]").
-    for line in summary_lines(result):
+    for line in summary:
         console.print(line, highlight=False, markup=False)
-    console.print(table)
-    for line in footer_lines(result):
+    for t in tables:
+        # No vertical rules and no outer padding: two spaces between columns, so that the
+        # tables fit an 80-column terminal.
+        table = Table(title=t.title, title_justify="left", title_style="bold",
+                      box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+        for i, h in enumerate(t.header):
+            table.add_column(h, justify="left" if i < t.labels else "right", no_wrap=True)
+        for line in t.body:
+            table.add_row(*line)
+        console.print(table)
+    for line in footer:
         console.print(line, highlight=False, markup=False, style="dim")
 
 
-def render(result: BenchResult, file: IO[str], use_rich: bool | None = None) -> None:
+def bench_tables(result: BenchResult) -> list[TextTable]:
+    """The times table and the speed-up table(s) of a bench run."""
+    return [times_table(result), *speedup_tables(result)]
+
+
+def render_plain(result: BenchResult | ContentionResult, file: IO[str]) -> None:
+    """The results as fixed-width text tables (no rich needed)."""
+    _render_plain(*_parts(result), file)
+
+
+def render_rich(result: BenchResult | ContentionResult, console: Any) -> None:
+    """The results as rich tables on ``console``."""
+    _render_rich(*_parts(result), console)
+
+
+def _parts(
+    result: BenchResult | ContentionResult,
+) -> tuple[list[str], list[TextTable], list[str]]:
+    if isinstance(result, ContentionResult):
+        return (contention_summary_lines(result), [contention_table(result)],
+                contention_footer_lines(result))
+    return summary_lines(result), bench_tables(result), footer_lines(result)
+
+
+def render(
+    result: BenchResult | ContentionResult, file: IO[str], use_rich: bool | None = None
+) -> None:
     """Print the results: a rich table when rich is installed (and ``use_rich`` allows)."""
     if use_rich is None:
         use_rich = installed("rich")
     if use_rich:
         from rich.console import Console
 
-        # Redirected output (a log file, CI) gets a width that fits every column instead of
-        # rich's 80-column default, which would truncate the numbers.
+        # A terminal's own width; redirected output (a log file, CI) 100 columns, so that the
+        # footer's lines are not wrapped as narrowly as rich's 80-column default.
         isatty = getattr(file, "isatty", lambda: False)()
-        render_rich(result, Console(file=file, width=None if isatty else 160))
+        render_rich(result, Console(file=file, width=None if isatty else 100))
     else:
         render_plain(result, file)
 
 
-def write_json(result: BenchResult, path: str | os.PathLike[str]) -> None:
+def write_json(result: BenchResult | ContentionResult, path: str | os.PathLike[str]) -> None:
     """Write the result (machine info, bandwidth, every row) as JSON.
 
     Non-finite numbers become null, so that the file is strict JSON.
@@ -225,7 +524,7 @@ def write_json(result: BenchResult, path: str | os.PathLike[str]) -> None:
         f.write("\n")
 
 
-class PlotUnavailable(RuntimeError):
+class PlotUnavailable(ImportError):
     """--plot was asked for but matplotlib is not installed."""
 
 

@@ -6,6 +6,7 @@ a table, JSON or a chart, and ``cli.py`` wires a progress bar to ``on_step``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import gc
 import re
@@ -17,6 +18,7 @@ from typing import Any
 
 from .cases import Case, Impl, PeerSkipped, get_cases, rotating
 from .devices import BENCH_BACKENDS, clear_input_cache, resolve_backends
+from .peers import missing_peers
 from .roofline import Bandwidth, measure_copy_bandwidth
 from .timing import Budget, Timing, measure
 
@@ -34,17 +36,36 @@ class Plan:
     #: the NumPy reference and SciPy: hundreds of ms per call on the big shapes
     slow_peer_budget: Budget
     bandwidth_bytes: int
+    #: small calls (``Case.small_call``): tens of microseconds each, so many repeats
+    small_budget: Budget = Budget(200, 10, 1.0)
+    small_peer_budget: Budget = Budget(100, 5, 0.5)
+    #: seconds of idle sleep before each timed small call (0: back to back)
+    idle_gap: float = 0.02
 
     @classmethod
     def for_size(cls, size: str) -> Plan:
         if size == "full":
-            return cls(size, Budget(50, 5, 2.0), Budget(20, 3, 1.0), Budget(5, 1, 1.0), 256 << 20)
+            return cls(size, Budget(100, 5, 2.0), Budget(30, 3, 1.0), Budget(5, 1, 1.0),
+                       256 << 20, Budget(400, 20, 2.0), Budget(200, 10, 1.0))
         if size == "quick":
-            # Numba compilation of the seven ops dominates --quick; keep the timing short.
-            return cls(size, Budget(10, 3, 0.3), Budget(5, 2, 0.3), Budget(3, 1, 0.3), 256 << 20)
+            # Numba compilation dominates --quick (one minute on two cores): short budgets,
+            # which settled medians mostly do not even use up.
+            return cls(size, Budget(30, 5, 0.4), Budget(10, 3, 0.25), Budget(3, 1, 0.25),
+                       128 << 20, Budget(100, 10, 0.4), Budget(50, 5, 0.2))
         if size == "tiny":
-            return cls(size, Budget(3, 1, 0.02), Budget(2, 1, 0.02), Budget(1, 1, 0.02), 4 << 20)
+            return cls(size, Budget(3, 1, 0.02), Budget(2, 1, 0.02), Budget(1, 1, 0.02),
+                       4 << 20, Budget(5, 2, 0.02), Budget(3, 1, 0.01), idle_gap=0.001)
         raise ValueError(f"Plan.for_size: size must be full, quick or tiny, got {size!r}")
+
+    def budgets(self, case: Case) -> tuple[Budget, Budget, Budget]:
+        """(fastops and its GEMM floor, peers, slow peers) for ``case``."""
+        if case.small_call:
+            return self.small_budget, self.small_peer_budget, self.small_peer_budget
+        return self.fastops_budget, self.peer_budget, self.slow_peer_budget
+
+    def gap(self, case: Case) -> float:
+        """The idle gap before each timed call of ``case`` (small calls only)."""
+        return self.idle_gap if case.small_call else 0.0
 
 
 @dataclass
@@ -69,7 +90,7 @@ class PeerResult:
         return self.timing.median / fastops_s
 
     def to_json(self, fastops_s: float) -> dict[str, Any]:
-        out: dict[str, Any] = {"label": self.label}
+        out: dict[str, Any] = {"name": self.name, "label": self.label}
         if self.timing is not None:
             out.update(self.timing.to_json())
         out["speedup"] = self.speedup_over(fastops_s)
@@ -95,6 +116,16 @@ class Row:
     @property
     def time_s(self) -> float | None:
         return self.timing.median if self.timing is not None and self.timing.times else None
+
+    @property
+    def spread_pct(self) -> float | None:
+        """fastops' interquartile range as a % of its median (None when not measured)."""
+        return self.timing.spread_pct if self.timing is not None else None
+
+    @property
+    def noisy(self) -> bool:
+        """fastops' spread is over :data:`~fastops.bench.timing.NOISY_SPREAD_PCT`."""
+        return self.timing is not None and self.timing.noisy
 
     @property
     def gbps(self) -> float | None:
@@ -140,7 +171,10 @@ class Row:
             "backend": c.backend,
             "device": c.device,
             "bytes": c.nbytes,
+            "small_call": c.small_call,
             "time_s": self.time_s,
+            "spread_pct": self.spread_pct,
+            "noisy": self.noisy,
             "GBps": self.gbps,
             "floor_s": self.floor_s,
             "pct_of_copy_bandwidth": self.pct_of_copy,
@@ -172,6 +206,10 @@ class BenchResult:
     elapsed_s: float = 0.0
     machine: dict[str, Any] = field(default_factory=dict)
     argv: list[str] = field(default_factory=list)
+    #: peers not installed here that the run would have timed, with how to install them
+    missing_peers: dict[str, str] = field(default_factory=dict)
+    #: the idle gap before each timed small call, in seconds
+    idle_gap: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -180,6 +218,8 @@ class BenchResult:
             "elapsed_s": self.elapsed_s,
             "argv": self.argv,
             "size": self.size,
+            "missing_peers": self.missing_peers,
+            "idle_gap_s": self.idle_gap,
             "backends": self.backends,
             "skipped_backends": self.skipped_backends,
             "machine": self.machine,
@@ -213,7 +253,8 @@ def _free_device(device: str) -> None:
 
 
 def _time_other(
-    impl: Impl, case: Case, budget: Budget, on_step: StepFn | None, what: str
+    impl: Impl, case: Case, budget: Budget, on_step: StepFn | None, what: str,
+    idle_gap: float = 0.0,
 ) -> PeerResult:
     """Time a peer or the GEMM floor on the case's input sets; errors and skips recorded."""
     result = PeerResult(impl.name, impl.label)
@@ -221,7 +262,8 @@ def _time_other(
         on_step(f"{case.name}: {what}", False)
     try:
         result.timing = measure(
-            rotating(impl, case.input_sets), clock=impl.clock, budget=budget, warmup=impl.warmup
+            rotating(impl, case.input_sets), clock=impl.clock, budget=budget,
+            warmup=impl.warmup, idle_gap=idle_gap,
         )
     except PeerSkipped as exc:
         result.skipped = str(exc)
@@ -247,6 +289,8 @@ def run_case(
     """
     row = Row(case=case, bandwidth=bandwidth)
     impls = case.peers(peers)
+    own_budget, peer_budget, slow_budget = plan.budgets(case)
+    gap = plan.gap(case)
     try:
         if on_step:
             on_step(f"{case.name}: inputs", False)
@@ -254,16 +298,16 @@ def run_case(
         if on_step:
             on_step(f"{case.name}: fastops", False)
         # The warm-up call inside measure() compiles; its time is kept as "warmup_s".
-        row.timing = measure(case.run, clock=case.impl.clock, budget=plan.fastops_budget)
+        row.timing = measure(case.run, clock=case.impl.clock, budget=own_budget, idle_gap=gap)
     except Exception as exc:
         row.error = _error(exc)
     if row.error is None and case.floor_impl is not None:
-        row.gemm = _time_other(case.floor_impl, case, plan.fastops_budget, on_step, "GEMM floor")
+        row.gemm = _time_other(case.floor_impl, case, own_budget, on_step, "GEMM floor", gap)
         _free_device(case.device)
     if row.error is None:
         for impl in impls:
-            budget = plan.slow_peer_budget if impl.slow else plan.peer_budget
-            row.peers.append(_time_other(impl, case, budget, on_step, impl.name))
+            budget = slow_budget if impl.slow else peer_budget
+            row.peers.append(_time_other(impl, case, budget, on_step, impl.name, gap))
             # Host copies and peer outputs of a GPU case can be gigabytes: free them now.
             _free_device(case.device)
     case.teardown()
@@ -271,6 +315,22 @@ def run_case(
     if on_step:
         on_step(case.name, True)
     return row
+
+
+def measure_bandwidths(
+    run_backends: Sequence[str], plan: Plan, on_step: StepFn | None = None
+) -> dict[str, Bandwidth]:
+    """The copy bandwidth of each device the backends run on."""
+    bandwidth: dict[str, Bandwidth] = {}
+    for b in run_backends:
+        device = BENCH_BACKENDS[b]
+        if device not in bandwidth:
+            if on_step:
+                on_step(f"copy bandwidth ({device})", False)
+            # The GPU copy runs at TB/s: a larger array keeps the event overhead negligible.
+            nbytes = plan.bandwidth_bytes * (4 if device == "cuda" else 1)
+            bandwidth[device] = measure_copy_bandwidth(b, nbytes=nbytes)
+    return bandwidth
 
 
 def run_bench(
@@ -282,37 +342,36 @@ def run_bench(
     peers: Sequence[str] | None = None,
     on_start: Callable[[int], None] | None = None,
     on_step: StepFn | None = None,
+    idle_gap: float | None = None,
 ) -> BenchResult:
     """Measure the copy bandwidth of each device, then run every selected case.
 
-    ``backend`` is "numba", "cupy" or "all" (every available one). ``on_start(total)`` is
-    called once the number of cases is known; ``on_step(description, case_done)`` before
-    each timed implementation and after each case (for a progress bar).
+    ``backend`` is "numba", "cupy" or "all" (every available one). ``peers`` names the peers
+    to time (None: every installed one; the result then lists the missing ones with how to
+    install them). ``idle_gap`` overrides the plan's sleep before each timed small call.
+    ``on_start(total)`` is called once the number of cases is known;
+    ``on_step(description, case_done)`` before each timed implementation and after each case
+    (for a progress bar).
     """
     from .info import machine_info
 
     t0 = time.perf_counter()
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     plan = Plan.for_size(size)
+    if idle_gap is not None:
+        plan = dataclasses.replace(plan, idle_gap=idle_gap)
     run_backends, skipped = resolve_backends(backend)
     cases = get_cases(size, run_backends, families=families, ops=ops, dtypes=dtypes)
     if on_start:
         on_start(len(cases))
-    bandwidth: dict[str, Bandwidth] = {}
-    for b in run_backends:
-        device = BENCH_BACKENDS[b]
-        if device not in bandwidth:
-            if on_step:
-                on_step(f"copy bandwidth ({device})", False)
-            # The GPU copy runs at TB/s: a larger array keeps the event overhead negligible.
-            nbytes = plan.bandwidth_bytes * (4 if device == "cuda" else 1)
-            bandwidth[device] = measure_copy_bandwidth(b, nbytes=nbytes)
+    bandwidth = measure_bandwidths(run_backends, plan, on_step)
     rows = []
     for case in cases:
         rows.append(run_case(case, plan, bandwidth.get(case.device), peers, on_step))
     clear_input_cache()
     for device in bandwidth:
         _free_device(device)
+    devices = {BENCH_BACKENDS[b] for b in run_backends}
     return BenchResult(
         size=size,
         backends=run_backends,
@@ -322,4 +381,6 @@ def run_bench(
         started=started,
         elapsed_s=time.perf_counter() - t0,
         machine=machine_info(run_backends),
+        missing_peers=missing_peers(devices) if peers is None else {},
+        idle_gap=plan.idle_gap,
     )

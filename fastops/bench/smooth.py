@@ -26,16 +26,19 @@ BACKWARD_OPS: tuple[str, ...] = (
     "soft_argmax_backward",
 )
 OPS: tuple[str, ...] = FORWARD_OPS + BACKWARD_OPS
-#: --quick leaves out the backward functions whose kernels resemble ones already timed
-#: (each extra op costs a Numba compilation, which dominates a one-minute budget).
-QUICK_OPS: tuple[str, ...] = FORWARD_OPS + ("softmax_backward", "log_softmax_backward")
+#: --quick on the CPU: the ops of the README's headline targets. Each extra op or dtype costs a
+#: Numba compilation of 1-3 s on two cores, which is most of a one-minute budget; smooth_max is
+#: logsumexp's kernel, and soft_argmax and the backward ops are in the full run.
+QUICK_OPS: tuple[str, ...] = ("logsumexp", "softmax", "log_softmax")
+#: --quick on the GPU (NVRTC compiles in milliseconds): every forward op and two backward ones.
+QUICK_OPS_GPU: tuple[str, ...] = FORWARD_OPS + ("softmax_backward", "log_softmax_backward")
 
-#: (shapes, dtypes) per device and size. --quick on the CPU times float64 only, which is the
-#: dtype of the performance.md headline (float32 doubles the compilations); the GPU times
-#: float32 only, the dtype GPU users run.
+#: (shapes, dtypes) per device and size. --quick times float32 only, the dtype of the small
+#: calls below, so the two share their compilations; the GPU times float32 only, the dtype GPU
+#: users run.
 _SHAPES: dict[tuple[str, str], tuple[tuple[tuple[int, int], ...], tuple[str, ...]]] = {
     ("cpu", "full"): (((4096, 4096), (1048576, 16), (8, 2097152)), ("float32", "float64")),
-    ("cpu", "quick"): (((4096, 4096),), ("float64",)),
+    ("cpu", "quick"): (((4096, 4096),), ("float32",)),
     ("cpu", "tiny"): (((67, 129),), ("float64",)),
     ("cuda", "full"): (
         ((65536, 1024), (16777216, 16), (64, 1048576), (4096, 32768)),
@@ -44,11 +47,19 @@ _SHAPES: dict[tuple[str, str], tuple[tuple[tuple[int, int], ...], tuple[str, ...
     ("cuda", "quick"): (((65536, 1024),), ("float32",)),
     ("cuda", "tiny"): (((1031, 65),), ("float32",)),
 }
-#: --quick also times the short-row and long-row regimes for the headline op only.
+#: --quick on the GPU also times the short-row and long-row regimes for the headline op.
 _QUICK_EXTRA: dict[str, tuple[tuple[str, tuple[int, int]], ...]] = {
-    "cpu": (("logsumexp", (1048576, 16)), ("logsumexp", (8, 2097152))),
+    "cpu": (),
     "cuda": (("logsumexp", (16777216, 16)), ("logsumexp", (64, 1048576))),
 }
+#: Small calls (CPU, every size, float32): an attention-like block of 64 rows of 128, tens of
+#: microseconds per call, the size at which waking a sleeping thread pool costs more than the
+#: work itself.
+SMALL_CALLS: tuple[tuple[str, tuple[int, int]], ...] = (
+    ("logsumexp", (64, 128)),
+    ("softmax", (64, 128)),
+)
+SMALL_CALL_DTYPE = "float32"
 
 
 def nbytes_floor(op: str, rows: int, n: int, itemsize: int) -> int:
@@ -113,43 +124,55 @@ def smooth_cases(
 
     ``ops``: the ops to build (default: all ops, or :data:`QUICK_OPS` for "quick"); an op
     named explicitly is built at every shape of the size, even when "quick" would skip it.
-    Rows are ordered by dtype, shape, op, so that consecutive cases share cached inputs.
+    Rows are ordered by dtype, shape, op, so that consecutive cases share cached inputs; the
+    small calls (:data:`SMALL_CALLS`, CPU only) come last.
     """
-    import fastops
-    from fastops.smooth import reference
-
     device = check_request("smooth_cases", backend, ops, OPS)
     shapes, dtypes = _SHAPES[(device, size)]
-    selected = tuple(ops) if ops else (QUICK_OPS if size == "quick" else OPS)
+    quick_ops = QUICK_OPS_GPU if device == "cuda" else QUICK_OPS
+    selected = tuple(ops) if ops else (quick_ops if size == "quick" else OPS)
     grid: list[tuple[str, tuple[int, int]]] = [(op, shape) for shape in shapes for op in selected]
     if size == "quick":
         grid += [(op, shape) for op, shape in _QUICK_EXTRA[device] if op in selected]
-    cases = []
-    for dtype in dtypes:
-        itemsize = np.dtype(dtype).itemsize
-        for op, shape in grid:
-            call = _axis_last(getattr(fastops, op))
-            cases.append(
-                Case(
-                    family="smooth",
-                    op=op,
-                    shape=shape,
-                    dtype=dtype,
-                    backend=backend,
-                    nbytes=nbytes_floor(op, shape[0], shape[1], itemsize),
-                    make_inputs=_inputs(op, backend, shape, dtype),
-                    impl=Impl(
-                        name="fastops",
-                        label=f"fastops.{op} ({backend})",
-                        call=call,
-                        clock="cupy" if device == "cuda" else "host",
-                    ),
-                    peer_fn=partial(
-                        peers_for, op, device, call, _axis_last(getattr(reference, op))
-                    ),
-                )
-            )
+    cases = [
+        _case(op, shape, dtype, backend, device)
+        for dtype in dtypes
+        for op, shape in grid
+    ]
+    if device == "cpu":
+        cases += [
+            _case(op, shape, SMALL_CALL_DTYPE, backend, device, small_call=True)
+            for op, shape in SMALL_CALLS
+            if op in selected
+        ]
     return cases
+
+
+def _case(
+    op: str, shape: tuple[int, int], dtype: str, backend: str, device: str,
+    small_call: bool = False,
+) -> Case:
+    import fastops
+    from fastops.smooth import reference
+
+    call = _axis_last(getattr(fastops, op))
+    return Case(
+        family="smooth",
+        op=op,
+        shape=shape,
+        dtype=dtype,
+        backend=backend,
+        nbytes=nbytes_floor(op, shape[0], shape[1], np.dtype(dtype).itemsize),
+        make_inputs=_inputs(op, backend, shape, dtype),
+        impl=Impl(
+            name="fastops",
+            label=f"fastops.{op} ({backend})",
+            call=call,
+            clock="cupy" if device == "cuda" else "host",
+        ),
+        peer_fn=partial(peers_for, op, device, call, _axis_last(getattr(reference, op))),
+        small_call=small_call,
+    )
 
 
 register_family("smooth", smooth_cases, OPS)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..bench import devices
 from ..bench.langevin import DEMO_COMPONENT_STD, DEMO_LEVELS, DEMO_STEPS, demo_means, demo_sigmas
 from ..random import normal
 from . import annealed_langevin, gmm_score
@@ -86,12 +87,23 @@ def report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def check_plot_available() -> None:
+    """Raise ImportError with an install hint when matplotlib (needed by --plot) is missing."""
+    if not devices.installed("matplotlib"):
+        raise ImportError(
+            "--plot needs matplotlib, which is not installed "
+            "(pip install matplotlib, or pip install 'fastops[bench]')"
+        )
+
+
 def plot(result: dict[str, Any], path: str) -> None:
-    """Samples (at most 20000) over the contours of the mixture's log density."""
+    """Samples (at most 20000) over the contours of the target mixture's density."""
+    check_plot_available()
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     means = demo_means(np, "float64")
     grid = np.linspace(-6.5, 6.5, 300)
@@ -103,6 +115,16 @@ def plot(result: dict[str, Any], path: str) -> None:
     ax.contour(gx, gy, np.exp(logp), levels=8, cmap="viridis", linewidths=0.8)
     ax.scatter(samples[:, 0], samples[:, 1], s=1, alpha=0.3, color="tab:red")
     ax.set_aspect("equal")
+    ax.set_xlabel("x₁")
+    ax.set_ylabel("x₂")
+    # Contour sets and 1-pixel scatter points make poor legend keys: draw proxies instead.
+    handles = [
+        Line2D([], [], linestyle="none", marker="o", markersize=4, color="tab:red",
+               label=f"samples ({len(samples)} of {result['particles']})"),
+        Line2D([], [], color=plt.get_cmap("viridis")(0.6), linewidth=1.2,
+               label=f"target density: 8 Gaussians, std {DEMO_COMPONENT_STD}"),
+    ]
+    ax.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.9)
     ax.set_title(f"fastops annealed Langevin ({result['backend']}): "
                  f"{result['seconds_per_step'] * 1e3:.2g} ms/step")
     fig.tight_layout()
