@@ -1,9 +1,12 @@
 """Numba (CPU) kernels of the rank_one family: exp(x yᵀ) dense, applied, chained, and backward.
 
 The interface (names, arguments, results) is ``BACKEND_INTERFACE.md`` beside this file. Every
-kernel works per batch entry b, running in parallel over the entries (``prange``), and finds
-the entry's x, y, v rows through index maps (``ix[b]``; an empty map is the identity), so a
-broadcast operand (one x, y for a batch of v) is never copied per entry. Inside an entry:
+kernel works per batch entry b (the dense one per row of E) and finds the entry's x, y, v rows
+through index maps (``ix[b]``; an empty map is the identity), so a broadcast operand (one x, y
+for a batch of v) is never copied per entry. The entries follow the scheduling model of
+``fastops/_numba.py``: the threads take chunks of them from an atomic counter
+(``next_chunk``), and a launch whose estimated single-thread time (from the costs measured
+below) is under ``PARALLEL_MIN_NS`` runs serially. Inside an entry:
 
 - the dot products are fused: one loop over k reads x, y, v once and accumulates ``s = yᵀx``
   and ``a = yᵀv`` (and ``b = xᵀdz`` in the backward passes) in float64, a reduction LLVM
@@ -13,7 +16,7 @@ broadcast operand (one x, y for a batch of v) is never copied per entry. Inside 
 - a second loop writes ``z = v + c·x`` (a select keeps ``c·0 = 0`` for an infinite c) from the
   same rows, which are still in L1;
 - a chain keeps the vector in a float64 buffer across its L factors (v read once, z written
-  once); its backward stores each factor's input in a per-task (L, k) float64 buffer during
+  once); its backward stores each factor's input in a per-thread (L, k) float64 buffer during
   the recomputed forward, then walks the factors back;
 - the dense matrix is written row by row in one pass, parallel over the B·k rows (so one
   large matrix uses every core too), from a per-entry φ computed first.
@@ -26,17 +29,35 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 from numba import prange
 
-from .._numba import Launch, inline, jit_pair
+from .._numba import CHUNK_NS, WORKERS, Launch, inline, jit_pair, next_chunk
 
-#: A call goes parallel from this many vector elements on (B·k, times L for chains): below it
-#: a parallel region costs more than it saves.
-PARALLEL_MIN_ELEMENTS = 1 << 15
-#: Tasks per thread of the chunked kernels (chains), so that uneven entries balance out.
-_TASKS_PER_THREAD = 4
+# The single-thread cost model of a launch (Launch's serial / parallel decision and chunk
+# size): _NS_PER_ELEMENT per element of each k-vector an entry reads or writes, plus
+# _NS_PER_FACTOR per factor whose scalars it computes.
+#
+# Memory-bound: measured (median of 25 calls, fastops.threads(1), 2-core VM, 2026-12-02) per
+# element of k and per vector, float64 / float32: logdet (2 vectors) 0.36 / 0.21 on (65536, 64)
+# and 0.21 / 0.14 on (512, 64); apply (4 vectors) 0.83 / 0.50 and, in cache, 0.24 / 0.29;
+# apply_backward (7 vectors, 3 of them fresh outputs whose first touch faults pages in) 1.37 /
+# 0.37 and 0.26 / 0.25; dense per element of E 0.42 / 0.28 on (512, 64), 0.68 / 0.68 on
+# (4096, 16); a chain with shared factors 0.59 / 0.57 per element and layer on (65536, 32, 64).
+_NS_PER_ELEMENT = 0.5
+# The scalars of one factor of one entry (s, φ(s), the coefficient and their branches) and the
+# set-up of its loops, measured as above with k = 1 or 2, float64: 33 ns (φ alone), 55 ns
+# (apply), 99 ns (a chain factor). The backward kernels count 2 per factor (φ'(s) too:
+# measured 126 ns for apply_backward, 218 ns per factor of chain_backward).
+_NS_PER_FACTOR = 100.0
+# NumPy backs allocations of 4 MiB and more with transparent huge pages (madvise), zeroed on
+# their first touch 2 MiB at a time: threads writing interleaved 100 us chunks of a fresh output
+# fault the same huge pages and wait for one another. Measured on apply (65536, 64) float64,
+# 2 threads, fresh output, medians of 61 alternated calls: 9.4 ms with chunks of 438 entries
+# (100 us), 8.5 ms with 4096 (2 MiB of output), 8.4 ms with 8192, 8.3 ms for the static
+# halves of Numba's prange; with a reused output 6.1, 5.7 and 6.6 ms (static). So the kernels
+# dominated by writing their outputs take at least a huge page of output rows per chunk.
+_HUGE_PAGE_BYTES = 2 << 20
 #: Entries a chain task walks through shared factors together (their float64 vectors, 16·k·8
 #: bytes, stay in L1 for k up to a few hundred). Per-entry factors go one entry at a time:
 #: there the factors' reads are the cost, and 16 interleaved streams defeat the prefetcher
@@ -58,7 +79,7 @@ _NO_TABLE = np.empty((0, 0), dtype=np.float64)
 @inline
 def _at(idx, b):
     """Entry of the operand for batch entry b: idx[b], or b for the identity (empty) map."""
-    # int64 on both branches: a prange index is unsigned, and uint64 | int64 unify to float64
+    # int64 on both branches: an unsigned index (uint64 | int64) would unify to float64
     return np.int64(b) if idx.size == 0 else np.int64(idx[b])
 
 
@@ -110,95 +131,120 @@ def _coef(s, a, inverse):
 # --------------------------------------------------------------------------------------------
 
 
-def _logdet_impl(x, ix, y, iy, out):
+def _logdet_impl(x, ix, y, iy, out, work):
     """out[b] = yᵀx (float64 sum, rounded once)."""
-    for b in prange(out.shape[0]):
-        xr = x[_at(ix, b)]
-        yr = y[_at(iy, b)]
-        s = 0.0
-        for j in range(xr.size):
-            s += np.float64(xr[j]) * np.float64(yr[j])
-        out[b] = s
+    for _worker in prange(work[WORKERS]):
+        while True:
+            lo, hi = next_chunk(work)
+            if lo >= hi:
+                break
+            for b in range(lo, hi):
+                xr = x[_at(ix, b)]
+                yr = y[_at(iy, b)]
+                s = 0.0
+                for j in range(xr.size):
+                    s += np.float64(xr[j]) * np.float64(yr[j])
+                out[b] = s
 
 
-def _phi_impl(x, ix, y, iy, out):
+def _phi_impl(x, ix, y, iy, out, work):
     """out[b] = φ(yᵀx) (float64)."""
-    for b in prange(out.shape[0]):
-        xr = x[_at(ix, b)]
-        yr = y[_at(iy, b)]
-        s = 0.0
-        for j in range(xr.size):
-            s += np.float64(xr[j]) * np.float64(yr[j])
-        out[b] = _phi(s)
+    for _worker in prange(work[WORKERS]):
+        while True:
+            lo, hi = next_chunk(work)
+            if lo >= hi:
+                break
+            for b in range(lo, hi):
+                xr = x[_at(ix, b)]
+                yr = y[_at(iy, b)]
+                s = 0.0
+                for j in range(xr.size):
+                    s += np.float64(xr[j]) * np.float64(yr[j])
+                out[b] = _phi(s)
 
 
-def _dense_impl(x, ix, y, iy, phi, out):
-    """out[b, i, :] = δ_i + φ_b x_i y (0 where x_i y_j == 0), one task per row."""
-    B, k = out.shape[0], out.shape[1]
-    for r in prange(B * k):
-        b = r // k
-        i = r - b * k
-        xi = np.float64(x[_at(ix, b), i])
-        yr = y[_at(iy, b)]
-        ph = phi[b]
-        o = out[b, i]
-        for j in range(k):
-            t = xi * np.float64(yr[j])
-            o[j] = ph * t if t != 0.0 else 0.0
-        t = xi * np.float64(yr[i])
-        o[i] = 1.0 + (ph * t if t != 0.0 else 0.0)
+def _dense_impl(x, ix, y, iy, phi, out, work):
+    """out[b, i, :] = δ_i + φ_b x_i y (0 where x_i y_j == 0); the items are the B·k rows."""
+    k = out.shape[1]
+    for _worker in prange(work[WORKERS]):
+        while True:
+            lo, hi = next_chunk(work)
+            if lo >= hi:
+                break
+            for r in range(lo, hi):
+                b = r // k
+                i = r - b * k
+                xi = np.float64(x[_at(ix, b), i])
+                yr = y[_at(iy, b)]
+                ph = phi[b]
+                o = out[b, i]
+                for j in range(k):
+                    t = xi * np.float64(yr[j])
+                    o[j] = ph * t if t != 0.0 else 0.0
+                t = xi * np.float64(yr[i])
+                o[i] = 1.0 + (ph * t if t != 0.0 else 0.0)
 
 
-def _apply_impl(x, ix, y, iy, v, iv, inverse, out):
+def _apply_impl(x, ix, y, iy, v, iv, inverse, out, work):
     """out[b] = v + g(s)(yᵀv) x: one loop for both dot products, one for the write."""
-    for b in prange(out.shape[0]):
-        xr = x[_at(ix, b)]
-        yr = y[_at(iy, b)]
-        vr = v[_at(iv, b)]
-        s = 0.0
-        a = 0.0
-        for j in range(xr.size):
-            yj = np.float64(yr[j])
-            s += np.float64(xr[j]) * yj
-            a += np.float64(vr[j]) * yj
-        c = _coef(s, a, inverse)
-        o = out[b]
-        for j in range(xr.size):
-            xj = np.float64(xr[j])
-            t = c * xj
-            o[j] = np.float64(vr[j]) + (t if xj != 0.0 else 0.0)
+    for _worker in prange(work[WORKERS]):
+        while True:
+            lo, hi = next_chunk(work)
+            if lo >= hi:
+                break
+            for b in range(lo, hi):
+                xr = x[_at(ix, b)]
+                yr = y[_at(iy, b)]
+                vr = v[_at(iv, b)]
+                s = 0.0
+                a = 0.0
+                for j in range(xr.size):
+                    yj = np.float64(yr[j])
+                    s += np.float64(xr[j]) * yj
+                    a += np.float64(vr[j]) * yj
+                c = _coef(s, a, inverse)
+                o = out[b]
+                for j in range(xr.size):
+                    xj = np.float64(xr[j])
+                    t = c * xj
+                    o[j] = np.float64(vr[j]) + (t if xj != 0.0 else 0.0)
 
 
-def _apply_backward_impl(x, ix, y, iy, v, iv, dz, idz, inverse, dx, dy, dv):
+def _apply_backward_impl(x, ix, y, iy, v, iv, dz, idz, inverse, dx, dy, dv, work):
     """The VJP of one factor per entry (formulas.md 2.4 b, c)."""
-    for b in prange(dx.shape[0]):
-        xr = x[_at(ix, b)]
-        yr = y[_at(iy, b)]
-        vr = v[_at(iv, b)]
-        wr = dz[_at(idz, b)]
-        s = 0.0
-        a = 0.0
-        bb = 0.0
-        for j in range(xr.size):
-            xj = np.float64(xr[j])
-            yj = np.float64(yr[j])
-            s += xj * yj
-            a += np.float64(vr[j]) * yj
-            bb += xj * np.float64(wr[j])
-        g, gp = _factor(s, inverse)
-        ga = g * a
-        gb = g * bb
-        gpab = gp * a * bb
-        ox = dx[b]
-        oy = dy[b]
-        ov = dv[b]
-        for j in range(xr.size):
-            xj = np.float64(xr[j])
-            yj = np.float64(yr[j])
-            wj = np.float64(wr[j])
-            ox[j] = ga * wj + gpab * yj
-            oy[j] = gb * np.float64(vr[j]) + gpab * xj
-            ov[j] = wj + gb * yj
+    for _worker in prange(work[WORKERS]):
+        while True:
+            lo, hi = next_chunk(work)
+            if lo >= hi:
+                break
+            for b in range(lo, hi):
+                xr = x[_at(ix, b)]
+                yr = y[_at(iy, b)]
+                vr = v[_at(iv, b)]
+                wr = dz[_at(idz, b)]
+                s = 0.0
+                a = 0.0
+                bb = 0.0
+                for j in range(xr.size):
+                    xj = np.float64(xr[j])
+                    yj = np.float64(yr[j])
+                    s += xj * yj
+                    a += np.float64(vr[j]) * yj
+                    bb += xj * np.float64(wr[j])
+                g, gp = _factor(s, inverse)
+                ga = g * a
+                gb = g * bb
+                gpab = gp * a * bb
+                ox = dx[b]
+                oy = dy[b]
+                ov = dv[b]
+                for j in range(xr.size):
+                    xj = np.float64(xr[j])
+                    yj = np.float64(yr[j])
+                    wj = np.float64(wr[j])
+                    ox[j] = ga * wj + gpab * yj
+                    oy[j] = gb * np.float64(vr[j]) + gpab * xj
+                    ov[j] = wj + gb * yj
 
 
 @inline
@@ -218,158 +264,169 @@ def _chain_step(xr, yr, z, inverse):
     return s
 
 
-def _chain_scalars_impl(xs, ys, inverse, ts, phs):
+def _chain_scalars_impl(xs, ys, inverse, ts, phs, work):
     """ts[p, l] = t = ±yᵀx of factor (p, l) (− for inverse), phs[p, l] = φ(t): the scalars of
-    shared factors, computed once instead of once per batch entry."""
-    P, L = ts.shape
+    shared factors, computed once instead of once per batch entry. The items are the P·L
+    factors."""
+    L = ts.shape[1]
     k = xs.shape[2]
-    for r in prange(P * L):
-        p = r // L
-        layer = r - p * L
-        xr = xs[p, layer]
-        yr = ys[p, layer]
-        s = 0.0
-        for j in range(k):
-            s += np.float64(xr[j]) * np.float64(yr[j])
-        t = -s if inverse else s
-        ts[p, layer] = t
-        phs[p, layer] = _phi(t)
+    for _worker in prange(work[WORKERS]):
+        while True:
+            lo, hi = next_chunk(work)
+            if lo >= hi:
+                break
+            for r in range(lo, hi):
+                p = r // L
+                layer = r - p * L
+                xr = xs[p, layer]
+                yr = ys[p, layer]
+                s = 0.0
+                for j in range(k):
+                    s += np.float64(xr[j]) * np.float64(yr[j])
+                t = -s if inverse else s
+                ts[p, layer] = t
+                phs[p, layer] = _phi(t)
 
 
-def _chain_impl(xs, ixs, ys, iys, v, iv, ts, phs, inverse, per_task, block, out, logdet):
+def _chain_impl(xs, ixs, ys, iys, v, iv, ts, phs, inverse, block, out, logdet, work):
     """z = the product of the L factors applied to v; logdet = ±Σ s_l.
 
-    Entries go in tasks of per_task entries, and a task in blocks of ``block`` entries whose
-    vectors sit in a float64 (block, k) buffer. A block walks the factors layer by layer, so
-    the block's entries are independent work between a dot product and the update that needs
-    it, and one loop per entry and layer both writes ``z + c·x`` and accumulates the next
-    layer's ``yᵀz``. ts, phs: the scalars of shared factors (``_chain_scalars_impl``, indexed
-    like ixs, which then equals iys), or empty: computed per entry and layer. The loops index
-    the arrays directly, never through row views: a view costs an NRT incref and decref
-    (atomics on a refcount the threads share), per entry and layer more than the arithmetic.
+    The threads take the entries in chunks (a multiple of ``block`` entries, see ``chain``),
+    and a chunk in blocks of ``block`` entries whose vectors sit in a float64 (block, k)
+    buffer. A block walks the factors layer by layer, so the block's entries are independent
+    work between a dot product and the update that needs it, and one loop per entry and layer
+    both writes ``z + c·x`` and accumulates the next layer's ``yᵀz``. ts, phs: the scalars of
+    shared factors (``_chain_scalars_impl``, indexed like ixs, which then equals iys), or
+    empty: computed per entry and layer. The loops index the arrays directly, never through
+    row views: a view costs an NRT incref and decref (atomics on a refcount the threads
+    share), per entry and layer more than the arithmetic.
     Where c is finite the update is ``z + c·x`` (a zero x_i adds ±0); else the select keeps
     ``c·0 = 0``."""
-    B, k = out.shape
+    k = out.shape[1]
     L = xs.shape[1]
     sign = -1.0 if inverse else 1.0
     table = ts.shape[0] > 0
-    ntask = (B + per_task - 1) // per_task
-    for task in prange(ntask):
+    for _worker in prange(work[WORKERS]):
         zbuf = np.empty((block, k))
         a = np.empty(block)
         ld = np.empty(block)
         c = np.empty(block)
-        end = min(B, (np.int64(task) + 1) * per_task)
-        for b0 in range(np.int64(task) * per_task, end, block):
-            nb = min(block, end - b0)
-            first = L - 1 if inverse else 0
-            for i in range(nb):
-                bv = _at(iv, b0 + i)
-                by = _at(iys, b0 + i)
-                acc = 0.0
-                for j in range(k):
-                    vj = np.float64(v[bv, j])
-                    zbuf[i, j] = vj
-                    if L > 0:
-                        acc += vj * np.float64(ys[by, first, j])
-                a[i] = acc
-                ld[i] = 0.0
-            for step in range(L):
-                layer = L - 1 - step if inverse else step
-                # the next layer's y (the last layer's dot product is unused)
-                nxt = layer if step == L - 1 else (layer - 1 if inverse else layer + 1)
+        while True:
+            lo, hi = next_chunk(work)
+            if lo >= hi:
+                break
+            for b0 in range(lo, hi, block):
+                nb = min(block, hi - b0)
+                first = L - 1 if inverse else 0
                 for i in range(nb):
-                    bx = _at(ixs, b0 + i)
-                    if table:
-                        t = ts[bx, layer]
-                        ph = phs[bx, layer]
-                    else:
-                        by = _at(iys, b0 + i)
-                        s = 0.0
-                        for j in range(k):
-                            s += np.float64(xs[bx, layer, j]) * np.float64(ys[by, layer, j])
-                        t = sign * s
-                        ph = _phi(t)
-                    ld[i] += t
-                    c[i] = _coef_t(t, ph, a[i], sign)
-                for i in range(nb):
-                    bx = _at(ixs, b0 + i)
+                    bv = _at(iv, b0 + i)
                     by = _at(iys, b0 + i)
-                    ci = c[i]
                     acc = 0.0
-                    if math.isfinite(ci):
-                        for j in range(k):
-                            zj = zbuf[i, j] + ci * np.float64(xs[bx, layer, j])
-                            zbuf[i, j] = zj
-                            acc += zj * np.float64(ys[by, nxt, j])
-                    else:
-                        for j in range(k):
-                            xj = np.float64(xs[bx, layer, j])
-                            tj = ci * xj
-                            zj = zbuf[i, j] + (tj if xj != 0.0 else 0.0)
-                            zbuf[i, j] = zj
-                            acc += zj * np.float64(ys[by, nxt, j])
+                    for j in range(k):
+                        vj = np.float64(v[bv, j])
+                        zbuf[i, j] = vj
+                        if L > 0:
+                            acc += vj * np.float64(ys[by, first, j])
                     a[i] = acc
-            for i in range(nb):
-                for j in range(k):
-                    out[b0 + i, j] = zbuf[i, j]
-                logdet[b0 + i] = ld[i]
+                    ld[i] = 0.0
+                for step in range(L):
+                    layer = L - 1 - step if inverse else step
+                    # the next layer's y (the last layer's dot product is unused)
+                    nxt = layer if step == L - 1 else (layer - 1 if inverse else layer + 1)
+                    for i in range(nb):
+                        bx = _at(ixs, b0 + i)
+                        if table:
+                            t = ts[bx, layer]
+                            ph = phs[bx, layer]
+                        else:
+                            by = _at(iys, b0 + i)
+                            s = 0.0
+                            for j in range(k):
+                                s += np.float64(xs[bx, layer, j]) * np.float64(ys[by, layer, j])
+                            t = sign * s
+                            ph = _phi(t)
+                        ld[i] += t
+                        c[i] = _coef_t(t, ph, a[i], sign)
+                    for i in range(nb):
+                        bx = _at(ixs, b0 + i)
+                        by = _at(iys, b0 + i)
+                        ci = c[i]
+                        acc = 0.0
+                        if math.isfinite(ci):
+                            for j in range(k):
+                                zj = zbuf[i, j] + ci * np.float64(xs[bx, layer, j])
+                                zbuf[i, j] = zj
+                                acc += zj * np.float64(ys[by, nxt, j])
+                        else:
+                            for j in range(k):
+                                xj = np.float64(xs[bx, layer, j])
+                                tj = ci * xj
+                                zj = zbuf[i, j] + (tj if xj != 0.0 else 0.0)
+                                zbuf[i, j] = zj
+                                acc += zj * np.float64(ys[by, nxt, j])
+                        a[i] = acc
+                for i in range(nb):
+                    for j in range(k):
+                        out[b0 + i, j] = zbuf[i, j]
+                    logdet[b0 + i] = ld[i]
 
 
-def _chain_backward_impl(xs, ixs, ys, iys, v, iv, dz, idz, dl, inverse, per_task,
-                         dxs, dys, dv):
+def _chain_backward_impl(xs, ixs, ys, iys, v, iv, dz, idz, dl, inverse, dxs, dys, dv, work):
     """The VJP of a chain per entry: the forward recomputed, each factor's input kept in a
     float64 (L, k) buffer, then the factors walked back (formulas.md 2.4 b-d)."""
-    B, L, k = dxs.shape
-    ntask = (B + per_task - 1) // per_task
-    for task in prange(ntask):
+    L, k = dxs.shape[1], dxs.shape[2]
+    for _worker in prange(work[WORKERS]):
         traj = np.empty((L, k))
         w = np.empty(k)
-        for b in range(np.int64(task) * per_task, min(B, (np.int64(task) + 1) * per_task)):
-            bx = _at(ixs, b)
-            by = _at(iys, b)
-            vr = v[_at(iv, b)]
-            for j in range(k):
-                w[j] = np.float64(vr[j])
-            for step in range(L):
-                layer = L - 1 - step if inverse else step
-                traj[layer, :] = w
-                _chain_step(xs[bx, layer], ys[by, layer], w, inverse)
-            wr = dz[_at(idz, b)]
-            for j in range(k):
-                w[j] = np.float64(wr[j])
-            sdl = 0.0 if dl.size == 0 else dl[b]
-            if inverse:
-                sdl = -sdl
-            for step in range(L - 1, -1, -1):
-                layer = L - 1 - step if inverse else step
-                xr = xs[bx, layer]
-                yr = ys[by, layer]
-                zin = traj[layer]
-                s = 0.0
-                a = 0.0
-                bb = 0.0
+        while True:
+            lo, hi = next_chunk(work)
+            if lo >= hi:
+                break
+            for b in range(lo, hi):
+                bx = _at(ixs, b)
+                by = _at(iys, b)
+                vr = v[_at(iv, b)]
                 for j in range(k):
-                    xj = np.float64(xr[j])
-                    yj = np.float64(yr[j])
-                    s += xj * yj
-                    a += zin[j] * yj
-                    bb += xj * w[j]
-                g, gp = _factor(s, inverse)
-                gb = g * bb
-                ga = g * a
-                gpab = gp * a * bb
-                ox = dxs[b, layer]
-                oy = dys[b, layer]
+                    w[j] = np.float64(vr[j])
+                for step in range(L):
+                    layer = L - 1 - step if inverse else step
+                    traj[layer, :] = w
+                    _chain_step(xs[bx, layer], ys[by, layer], w, inverse)
+                wr = dz[_at(idz, b)]
                 for j in range(k):
-                    xj = np.float64(xr[j])
-                    yj = np.float64(yr[j])
-                    ox[j] = ga * w[j] + (gpab + sdl) * yj
-                    oy[j] = gb * zin[j] + (gpab + sdl) * xj
-                    w[j] += gb * yj
-            o = dv[b]
-            for j in range(k):
-                o[j] = w[j]
+                    w[j] = np.float64(wr[j])
+                sdl = 0.0 if dl.size == 0 else dl[b]
+                if inverse:
+                    sdl = -sdl
+                for step in range(L - 1, -1, -1):
+                    layer = L - 1 - step if inverse else step
+                    xr = xs[bx, layer]
+                    yr = ys[by, layer]
+                    zin = traj[layer]
+                    s = 0.0
+                    a = 0.0
+                    bb = 0.0
+                    for j in range(k):
+                        xj = np.float64(xr[j])
+                        yj = np.float64(yr[j])
+                        s += xj * yj
+                        a += zin[j] * yj
+                        bb += xj * w[j]
+                    g, gp = _factor(s, inverse)
+                    gb = g * bb
+                    ga = g * a
+                    gpab = gp * a * bb
+                    ox = dxs[b, layer]
+                    oy = dys[b, layer]
+                    for j in range(k):
+                        xj = np.float64(xr[j])
+                        yj = np.float64(yr[j])
+                        ox[j] = ga * w[j] + (gpab + sdl) * yj
+                        oy[j] = gb * zin[j] + (gpab + sdl) * xj
+                        w[j] += gb * yj
+                o = dv[b]
+                for j in range(k):
+                    o[j] = w[j]
 
 
 _logdet = jit_pair(_logdet_impl)
@@ -391,23 +448,18 @@ def _index(idx: np.ndarray | None) -> np.ndarray:
     return _NO_INDEX if idx is None else idx
 
 
-def _parallel(elements: int) -> bool:
-    return elements >= PARALLEL_MIN_ELEMENTS
-
-
-def _per_task(B: int, parallel: bool) -> int:
-    """Entries per task of the chain kernels: a few tasks per thread when parallel."""
-    if not parallel:
-        return max(1, B)
-    return max(1, -(-B // (_TASKS_PER_THREAD * numba.get_num_threads())))
+def _output_chunk(entry_ns: float, out_row_bytes: int) -> int:
+    """Items per chunk of a kernel writing one fresh output row of ``out_row_bytes`` per item:
+    CHUNK_NS of work, but at least a huge page of the output (see _HUGE_PAGE_BYTES)."""
+    return max(int(CHUNK_NS // entry_ns), -(-_HUGE_PAGE_BYTES // out_row_bytes))
 
 
 def logdet(x: np.ndarray, ix: np.ndarray | None, y: np.ndarray, iy: np.ndarray | None,
            B: int) -> np.ndarray:
     """s[b] = yᵀx, (B,) of x's dtype."""
     out = np.empty(B, dtype=x.dtype)
-    with Launch(_parallel(B * x.shape[1])) as variant:
-        _logdet[variant](x, _index(ix), y, _index(iy), out)
+    with Launch(B, 2 * x.shape[1] * _NS_PER_ELEMENT) as (variant, work):
+        _logdet[variant](x, _index(ix), y, _index(iy), out, work)
     return out
 
 
@@ -417,10 +469,11 @@ def dense(x: np.ndarray, ix: np.ndarray | None, y: np.ndarray, iy: np.ndarray | 
     k = x.shape[1]
     phi = np.empty(B)
     out = np.empty((B, k, k), dtype=x.dtype)
-    with Launch(_parallel(B * k)) as variant:
-        _phi_entries[variant](x, _index(ix), y, _index(iy), phi)
-    with Launch(_parallel(B * k * k)) as variant:
-        _dense[variant](x, _index(ix), y, _index(iy), phi, out)
+    with Launch(B, 2 * k * _NS_PER_ELEMENT + _NS_PER_FACTOR) as (variant, work):
+        _phi_entries[variant](x, _index(ix), y, _index(iy), phi, work)
+    row_ns = k * _NS_PER_ELEMENT  # the items are the rows of E
+    with Launch(B * k, row_ns, chunk=_output_chunk(row_ns, k * out.itemsize)) as (variant, work):
+        _dense[variant](x, _index(ix), y, _index(iy), phi, out, work)
     return out
 
 
@@ -428,8 +481,10 @@ def apply(x: np.ndarray, ix: np.ndarray | None, y: np.ndarray, iy: np.ndarray | 
           v: np.ndarray, iv: np.ndarray | None, B: int, inverse: bool) -> np.ndarray:
     """z[b] = E v (or E⁻¹ v), (B, k) of the operands' dtype."""
     out = np.empty((B, x.shape[1]), dtype=x.dtype)
-    with Launch(_parallel(B * x.shape[1])) as variant:
-        _apply[variant](x, _index(ix), y, _index(iy), v, _index(iv), inverse, out)
+    entry_ns = 4 * x.shape[1] * _NS_PER_ELEMENT + _NS_PER_FACTOR  # x, y, v read, z written
+    chunk = _output_chunk(entry_ns, out.shape[1] * out.itemsize)
+    with Launch(B, entry_ns, chunk=chunk) as (variant, work):
+        _apply[variant](x, _index(ix), y, _index(iy), v, _index(iv), inverse, out, work)
     return out
 
 
@@ -440,10 +495,20 @@ def apply_backward(x: np.ndarray, ix: np.ndarray | None, y: np.ndarray, iy: np.n
     """(dx, dy, dv) per batch entry, each (B, k)."""
     shape = (B, x.shape[1])
     dx, dy, dv = (np.empty(shape, dtype=x.dtype) for _ in range(3))
-    with Launch(_parallel(B * x.shape[1])) as variant:
+    # x, y, v, dz read, dx, dy, dv written; φ and φ'
+    entry_ns = 7 * x.shape[1] * _NS_PER_ELEMENT + 2 * _NS_PER_FACTOR
+    chunk = _output_chunk(entry_ns, shape[1] * dx.itemsize)
+    with Launch(B, entry_ns, chunk=chunk) as (variant, work):
         _apply_backward[variant](x, _index(ix), y, _index(iy), v, _index(iv), dz, _index(idz),
-                                 inverse, dx, dy, dv)
+                                 inverse, dx, dy, dv, work)
     return dx, dy, dv
+
+
+def _chain_chunk(entry_ns: float, block: int) -> int:
+    """Entries per chunk of a chain: about CHUNK_NS of work, rounded to whole blocks (so that
+    no chunk ends in a partial block but the last)."""
+    blocks = max(1, round(CHUNK_NS / (entry_ns * block)))
+    return blocks * block
 
 
 def _shared_factors(ixs: np.ndarray | None, iys: np.ndarray | None) -> bool:
@@ -464,13 +529,15 @@ def chain(xs: np.ndarray, ixs: np.ndarray | None, ys: np.ndarray, iys: np.ndarra
     if L > 0 and _shared_factors(ixs, iys):
         P = min(xs.shape[0], ys.shape[0])
         ts, phs = np.empty((P, L)), np.empty((P, L))
-        with Launch(_parallel(P * L * k)) as variant:
-            _chain_scalars[variant](xs, ys, inverse, ts, phs)
-    parallel = _parallel(B * k * max(L, 1))
-    with Launch(parallel) as variant:
+        with Launch(P * L, 2 * k * _NS_PER_ELEMENT + _NS_PER_FACTOR) as (variant, work):
+            _chain_scalars[variant](xs, ys, inverse, ts, phs, work)
+    if ts.shape[0] > 0:  # per layer, z updated in L1 from factor rows in L1; scalars done
+        block, entry_ns = _CHAIN_BLOCK, (L + 2) * k * _NS_PER_ELEMENT
+    else:  # per layer, the entry's x and y rows read, and its scalars computed
+        block, entry_ns = 1, (2 * L + 2) * k * _NS_PER_ELEMENT + L * _NS_PER_FACTOR
+    with Launch(B, entry_ns, chunk=_chain_chunk(entry_ns, block)) as (variant, work):
         _chain[variant](xs, _index(ixs), ys, _index(iys), v, _index(iv), ts, phs, inverse,
-                        _per_task(B, parallel and variant == 0),
-                        _CHAIN_BLOCK if ts.shape[0] > 0 else 1, out, ld)
+                        block, out, ld, work)
     return out, ld
 
 
@@ -483,10 +550,11 @@ def chain_backward(xs: np.ndarray, ixs: np.ndarray | None, ys: np.ndarray,
     dxs = np.empty((B, L, k), dtype=xs.dtype)
     dys = np.empty((B, L, k), dtype=xs.dtype)
     dv = np.empty((B, k), dtype=xs.dtype)
-    parallel = _parallel(B * k * max(L, 1))
     dl_arg = _NO_VALUES if dl is None else dl
-    with Launch(parallel) as variant:
+    # per layer: x, y read twice (the forward recomputed, then the backward), dx, dy written;
+    # the scalars twice (φ forward, φ and φ' backward); v, dz read and dv written once
+    entry_ns = (6 * L + 3) * k * _NS_PER_ELEMENT + 2 * L * _NS_PER_FACTOR
+    with Launch(B, entry_ns) as (variant, work):
         _chain_backward[variant](xs, _index(ixs), ys, _index(iys), v, _index(iv), dz,
-                                 _index(idz), dl_arg, inverse,
-                                 _per_task(B, parallel and variant == 0), dxs, dys, dv)
+                                 _index(idz), dl_arg, inverse, dxs, dys, dv, work)
     return dxs, dys, dv
