@@ -156,7 +156,7 @@ _GRIDS: dict[tuple[str, str], _Grid] = {
     # One tall W: the GEMM-bound regime; the small-call row below covers the fixed costs.
     ("cpu", "quick"): _Grid(
         ("float32",),
-        ((8192, 256),),
+        ((4096, 256),),
         "50 kernels w/4",
         ((1024, 256),),
         ((2048, 2048),),

@@ -14,7 +14,7 @@ from __future__ import annotations
 #: What --quick times on the CPU, per family.
 QUICK_CPU: dict[str, str] = {
     "langevin": "langevin_step on 2^24 float32 elements",
-    "orthogonality": "ortho_frobenius on (8192, 256) float32",
+    "orthogonality": "ortho_frobenius on (4096, 256) float32",
     "rank_one": "expm_rank1_apply on (65536, 64) float64",
     "smooth": "logsumexp, softmax, log_softmax on (4096, 4096) float32",
     "small calls": "logsumexp and softmax of (64, 128), orthogonality_penalty_and_grad of "
@@ -24,7 +24,8 @@ QUICK_CPU: dict[str, str] = {
 #: What --quick leaves out on the CPU (one line of the report's footer).
 QUICK_CPU_LEAVES_OUT = (
     "--quick leaves out (CPU): float64 (float32 for rank_one); smooth_max, soft_argmax, the "
-    "backward ops and the (1048576, 16), (8, 2097152) shapes; ortho_offdiag, ortho_spectral, "
+    "backward ops, the (1048576, 16), (8, 2097152) shapes and the NumPy reference peer of "
+    "the (4096, 4096) rows; ortho_offdiag, ortho_spectral, "
     "ortho_model, SOM, spectral_norm and the (4096, 4096), (65536, 512), (512, 65536), "
     "(256, 64, 64) shapes; expm_rank1, expm_rank1_chain_apply; random_normal, gmm_score and the "
     "demo run (fastops demo langevin); name an op with --op to time it"
