@@ -698,10 +698,23 @@ def test_contention_table_ratios_and_targets():
     assert big.vs_single_thread == pytest.approx(1.5) and big.misses_target
     assert small.vs_single_thread == pytest.approx(1.2) and small.vs_quiet == pytest.approx(2.4)
     assert small.case.small_call and not small.misses_target
-    result = ContentionResult("quick", 1, 2, [big, small], "", [123], idle_gap=0.02)
+    noisy = Timing([0.01, 0.02, 0.03, 0.04])
+    widest = [  # the longest names, flagged times and missed targets
+        ContendedRow(_case("ortho_frobenius", "orthogonality", shape=(256, 64)), noisy, noisy,
+                     Timing([0.5, 0.6, 0.7, 0.8])),
+        ContendedRow(_case("annealed_langevin", "langevin"), noisy, noisy, noisy),
+        ContendedRow(_case("ortho_model", "orthogonality", dtype="float64"), noisy, noisy,
+                     noisy),
+    ]
+    result = ContentionResult("full", 1, 2, [big, small, *widest], "", [123], idle_gap=0.02)
     table = report.contention_table(result)
     assert table.body[0][-2] == "1.50x" + report.MISSED_MARK and table.body[1][-1] == "2.40x"
+    assert table.body[2][-1].endswith(report.MISSED_MARK)  # a small call 26x its quiet time
     buf = io.StringIO()
     report.render_rich(result, Console(file=buf, width=80, color_system=None))
+    out = buf.getvalue()
+    assert max(len(line) for line in out.splitlines()) <= 80 and "…" not in out
+    buf = io.StringIO()
+    report.render_plain(result, buf)
     assert max(len(line) for line in buf.getvalue().splitlines()) <= 80
     assert result.to_json()["rows"][0]["misses_target"] is True

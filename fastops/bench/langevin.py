@@ -312,7 +312,8 @@ def _label(op: str, shape: Shape) -> str:
         n, d, k = shape
         return f"n{n:.0e}".replace("e+0", "e") + f" d{d} K{k}"
     if op == "annealed_langevin":
-        return f"demo {shape[0] // 1000}k x{DEMO_LEVELS * DEMO_STEPS}"
+        particles = f"{shape[0] // 1000}k" if shape[0] >= 1000 else str(shape[0])
+        return f"{particles} x{DEMO_LEVELS * DEMO_STEPS}"
     n = shape[0]
     return f"2^{n.bit_length() - 1}" if n & (n - 1) == 0 else str(n)
 

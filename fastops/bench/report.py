@@ -105,6 +105,16 @@ class TextTable:
     body: list[list[str]]
     labels: int = 3
 
+    def widths(self) -> list[int]:
+        """The width of each column: its longest cell or header."""
+        return [max([len(h), *(len(line[i]) for line in self.body)])
+                for i, h in enumerate(self.header)]
+
+    def gap(self, width: int = 80) -> int:
+        """Spaces between columns: two, or one where two would not fit ``width``."""
+        widths = self.widths()
+        return 2 if sum(widths) + 2 * (len(widths) - 1) <= width else 1
+
 
 def peer_columns(rows: Sequence[Row]) -> list[str]:
     """The peers measured in at least one row, in the canonical order."""
@@ -407,13 +417,11 @@ PLAIN_WIDTH = 80
 
 def _plain_table(table: TextTable, file: IO[str]) -> None:
     header, body = table.header, table.body
-    widths = [
-        max(len(h), *(len(line[i]) for line in body)) if body else len(h)
-        for i, h in enumerate(header)
-    ]
+    widths = table.widths()
+    sep = " " * table.gap(PLAIN_WIDTH)
 
     def fmt(cells: list[str]) -> str:
-        return "  ".join(
+        return sep.join(
             c.ljust(w) if i < table.labels else c.rjust(w)
             for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         ).rstrip()
@@ -421,7 +429,7 @@ def _plain_table(table: TextTable, file: IO[str]) -> None:
     print(file=file)
     print(table.title, file=file)
     print(fmt(header), file=file)
-    print("  ".join("-" * w for w in widths), file=file)
+    print(sep.join("-" * w for w in widths), file=file)
     for line in body:
         print(fmt(line), file=file)
 
@@ -450,15 +458,18 @@ def _render_rich(summary: Sequence[str], tables: Sequence[TextTable], footer: Se
     for line in summary:
         console.print(line, highlight=False, markup=False)
     for t in tables:
-        # No vertical rules and no outer padding: two spaces between columns, so that the
-        # tables fit an 80-column terminal.
+        # No outer padding, and between columns SIMPLE_HEAD's blank divider plus one space of
+        # padding (none where that would not fit), so that the tables fit 80 columns.
+        padding = (0, 1, 0, 0) if t.gap(PLAIN_WIDTH) == 2 else 0
         table = Table(title=t.title, title_justify="left", title_style="bold",
-                      box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+                      box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=padding)
         for i, h in enumerate(t.header):
             table.add_column(h, justify="left" if i < t.labels else "right", no_wrap=True)
         for line in t.body:
             table.add_row(*line)
+        console.print()
         console.print(table)
+    console.print()
     for line in footer:
         console.print(line, highlight=False, markup=False, style="dim")
 
