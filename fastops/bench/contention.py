@@ -314,9 +314,9 @@ def run_contention(
         quiet_s += timed(row, "quiet", "quiet")
         with single_thread():
             quiet_s += timed(row, "1 thread", "single_thread")
-    # The competitors' own deadline only bounds them if this process dies without its finally
-    # (SIGKILL): far beyond what the contended phase needs, a third of the quiet phases'
-    # wall time (compilation included) at most, unless contention slows it several times.
+    # The competitors' own deadline is only the safety net for a bench killed without running
+    # its finally (SIGKILL); it must outlast the contended phase, which times each case once
+    # where the quiet phases timed it twice and compiled it, even if contention slows it a lot.
     deadline = 120.0 + 5.0 * quiet_s
     pids: list[int] = []
     exited_early = 0

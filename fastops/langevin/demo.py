@@ -112,7 +112,8 @@ def plot(result: dict[str, Any], path: str) -> None:
     logp = gmm_log_density(pts, means, 0.0, component_std=DEMO_COMPONENT_STD).reshape(gx.shape)
     samples = result["samples"][:20000]
     fig, ax = plt.subplots(figsize=(6, 6))
-    ax.contour(gx, gy, np.exp(logp), levels=8, cmap="viridis", linewidths=0.8)
+    # the contours over the samples, so that both stay visible where the samples are dense
+    ax.contour(gx, gy, np.exp(logp), levels=8, cmap="viridis", linewidths=0.8, zorder=3)
     ax.scatter(samples[:, 0], samples[:, 1], s=1, alpha=0.3, color="tab:red")
     ax.set_aspect("equal")
     ax.set_xlabel("x₁")

@@ -36,3 +36,25 @@ def test_demo_needs_a_usable_backend(capsys):
         pytest.skip("cupy is usable here")
     assert main(["demo", "langevin", "--backend", "cupy"]) == 2
     assert "backend cupy is not usable" in capsys.readouterr().err
+
+
+def test_demo_plot_has_labels_and_a_legend(tmp_path, monkeypatch):
+    """The picture names its axes and tells the samples from the target density's contours."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from fastops.langevin import demo
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)  # keep the figure to look at it
+    result = {"backend": "numba", "particles": 3, "seconds_per_step": 1e-3,
+              "samples": np.array([[4.0, 0.0], [0.0, 4.0], [-4.0, 0.0]])}
+    path = tmp_path / "samples.png"
+    demo.plot(result, str(path))
+    assert path.stat().st_size > 0
+    (ax,) = figures[0].axes
+    assert ax.get_xlabel() and ax.get_ylabel()
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert len(labels) == 2 and "samples" in labels[0] and "target density" in labels[1]
+    figures[0].clf()
