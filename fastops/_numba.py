@@ -176,15 +176,7 @@ class Launch:
     whose items are tiles, for instance); by default a chunk is :data:`CHUNK_NS` of work.
     """
 
-    def __init__(self, items: int | bool | None = None, item_ns: float = 0.0,
-                 chunk: int | None = None) -> None:
-        # TRANSITIONAL (removed once every family is converted): Launch() / Launch(bool)
-        # yield the variant alone, as before.
-        self.legacy = items is None or isinstance(items, bool)
-        if self.legacy:
-            self.parallel = items is not False
-            self.locked = False
-            return
+    def __init__(self, items: int, item_ns: float, chunk: int | None = None) -> None:
         items = max(int(items), 0)
         self.parallel = worth_parallel(items * item_ns)
         workers = num_threads() if self.parallel else 1
@@ -195,13 +187,6 @@ class Launch:
         self.locked = False
 
     def __enter__(self) -> tuple[int, np.ndarray]:
-        if self.legacy:
-            if not self.parallel:
-                return 1
-            if active_layer() in (None, "workqueue"):
-                self.locked = _PARALLEL_LOCK.acquire(blocking=False)
-                return 0 if self.locked else 1
-            return 0
         if not self.parallel:
             return 1, self.work
         # Until a parallel kernel has run the layer is unknown: be as careful as for workqueue.

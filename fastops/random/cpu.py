@@ -4,9 +4,10 @@ The block function and the conversions are ``inline="always"`` helpers compiled 
 fast-math flags (:data:`fastops._numba.IEEE`), so that every product and sum is rounded as in
 the NumPy reference and the CUDA kernels: uniforms and normals are the same bits on every
 backend. They are branch-free (selects, integer range reductions, polynomials), so LLVM
-vectorises the loops over blocks; the fill kernels run the full blocks in a parallel loop and
-the at most two partial blocks at the ends (a request that starts or ends inside a block)
-serially. fastops.langevin.cpu generates its noise with the same helpers.
+vectorises the loops over blocks; the fill kernels run the full blocks in dynamic chunks
+(fastops._numba's scheduling model) and the at most two partial blocks at the ends (a request
+that starts or ends inside a block) serially. fastops.langevin.cpu generates its noise with the
+same helpers.
 
 Importing this module compiles nothing.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .._numba import IEEE, Launch, ieee_inline, jit_pair
+from .._numba import IEEE, WORKERS, Launch, ieee_inline, jit_pair, next_chunk
 from .._vecmath import _float32_as_int32, _float64_as_int64, _int32_as_float32, _int64_as_float64
 from . import reference as ref
 
@@ -235,9 +236,44 @@ def uniforms64(j, k0, k1, s0, s1):
 # Fill kernels: out (1-D, contiguous) gets positions offset, offset + 1, ... of the stream.
 # --------------------------------------------------------------------------------------------
 
-# Blocks per parallel work item: 8192 float32 values (32 KiB), enough to amortise the
-# scheduling, small enough to balance 2^20 values over 16 threads.
-_CHUNK = 2048
+# Estimated single-thread cost of one value, per (kind, dtype), for Launch (serial below
+# fastops._numba.PARALLEL_MIN_NS of work, chunks of CHUNK_NS). Measured: fill() of 2^20
+# values into a preallocated (cache-resident) array, fastops.threads(1), median of 15, lower
+# of two runs, 2-core AVX2 development VM, 2026-12-02. A float64 uniform takes two words and
+# a uint64 -> double conversion AVX2 has no instruction for, hence 3x a float32 one.
+_NS_PER_VALUE = {
+    ("uniform", "float32"): 0.96,
+    ("uniform", "float64"): 3.0,
+    ("normal", "float32"): 2.2,
+    ("normal", "float64"): 7.4,
+}
+
+
+# Fresh output arrays (every generator call, an out-of-place Langevin step) are faulted in by
+# the kernel itself, and NumPy asks for transparent huge pages on large arrays (madvise): the
+# first thread to touch a 2 MiB page zeroes it while any other thread touching it waits. Chunks
+# of CHUNK_NS work (416 KiB of float32 uniforms) put both threads in most huge pages: 2^25
+# float32 uniforms into a fresh array on 2 threads took 33.1 ms, against 27.3 ms with chunks of
+# one huge page (28.6 ms under the old static split; medians of 15, 2026-12-02; no difference
+# into a preallocated array). So a call of at least _HUGE_PAGE_CHUNKS_MIN huge pages of output
+# takes its chunks a huge page at a time; a smaller one keeps CHUNK_NS chunks, which balance
+# better near the parallel threshold (here a chunk is at most 1/32 of the call).
+_HUGE_PAGE_BYTES = 2 << 20
+_HUGE_PAGE_CHUNKS_MIN = 32
+
+
+def chunk_blocks(blocks: int, block_bytes: int) -> int | None:
+    """Blocks per chunk of a kernel that writes ``blocks`` blocks of ``block_bytes`` bytes
+    each into a possibly fresh array: one huge page of output for a large call, else None
+    (Launch's CHUNK_NS default)."""
+    per_page = _HUGE_PAGE_BYTES // block_bytes
+    return per_page if blocks >= _HUGE_PAGE_CHUNKS_MIN * per_page else None
+
+
+def full_blocks(offset: int, n: int, per_block: int) -> int:
+    """How many whole blocks of ``per_block`` values stream positions offset .. offset + n - 1
+    cover: the items of a fill (and of a Langevin step), the partial blocks at the ends apart."""
+    return max((offset + n) // per_block - (offset + per_block - 1) // per_block, 0)
 
 
 @ieee_inline
@@ -268,29 +304,32 @@ _normals64_call = _compiled_once(normals64)
 
 
 @ieee_inline
-def _fill(out, offset, k0, k1, s0, s1, values, per_block, store, edge_values):
+def _fill(out, offset, k0, k1, s0, s1, work, values, per_block, store, edge_values):
     """out[p] = value at stream position offset + p, ``values(j, k0, k1, s0, s1)`` giving the
     ``per_block`` values of block j (inlined into each fill kernel below).
 
-    The full blocks go in chunks of _CHUNK blocks over the threads (a prange loop's own body
-    does not vectorise: measured 64 ms against 17 ms serial for 2^25 float32 uniforms); each
-    chunk is stored through a view that starts at its first block, with indices
-    ``per_block * t + lane`` of the plain loop counter t, so that LLVM sees non-negative,
-    consecutive indices and vectorises (a signed index of unknown sign gets a wrap-around
-    select per store, which kept the loop scalar).
+    The full blocks (work[ITEMS] of them, :func:`full_blocks`) go in dynamic chunks over the
+    threads (a prange loop's own body does not vectorise: measured 64 ms against 17 ms serial
+    for 2^25 float32 uniforms); each chunk is stored through a view that starts at its first
+    block, with indices ``per_block * t + lane`` of the plain loop counter t, so that LLVM
+    sees non-negative, consecutive indices and vectorises (a signed index of unknown sign,
+    such as one computed from the chunk counter, gets a wrap-around select per store, which
+    kept the loop scalar).
     """
     n = out.size
     if n == 0:
         return
     first_full = (offset + per_block - 1) // per_block
     end_full = (offset + n) // per_block
-    full = max(end_full - first_full, 0)
-    for chunk in numba.prange((full + _CHUNK - 1) // _CHUNK):
-        lo = chunk * _CHUNK
-        dst = out[(first_full + lo) * per_block - offset:]
-        j0 = first_full + lo
-        for t in range(min(_CHUNK, full - lo)):
-            store(dst, t, values(_U64(j0 + t), k0, k1, s0, s1))
+    for _worker in numba.prange(work[WORKERS]):
+        while True:
+            lo, hi = next_chunk(work)
+            if lo >= hi:
+                break
+            j0 = first_full + lo
+            dst = out[j0 * per_block - offset:]
+            for t in range(hi - lo):
+                store(dst, t, values(_U64(j0 + t), k0, k1, s0, s1))
     # the partial blocks at the ends (at most two), element by element
     for j in (offset // per_block, (offset + n - 1) // per_block):
         if first_full <= j < end_full:
@@ -305,20 +344,20 @@ def _fill(out, offset, k0, k1, s0, s1, values, per_block, store, edge_values):
 # One module-level kernel per (kind, dtype), not closures of a factory: Numba's on-disk cache
 # keys a closure by its pickled cells, which differ in every process for captured dispatchers,
 # so closures were compiled again in every new process (measured: 6.4 s instead of 0.3 s).
-def _fill_uniform32(out, offset, k0, k1, s0, s1):
-    _fill(out, offset, k0, k1, s0, s1, uniforms32, 4, _store4, _uniforms32_call)
+def _fill_uniform32(out, offset, k0, k1, s0, s1, work):
+    _fill(out, offset, k0, k1, s0, s1, work, uniforms32, 4, _store4, _uniforms32_call)
 
 
-def _fill_uniform64(out, offset, k0, k1, s0, s1):
-    _fill(out, offset, k0, k1, s0, s1, uniforms64, 2, _store2, _uniforms64_call)
+def _fill_uniform64(out, offset, k0, k1, s0, s1, work):
+    _fill(out, offset, k0, k1, s0, s1, work, uniforms64, 2, _store2, _uniforms64_call)
 
 
-def _fill_normal32(out, offset, k0, k1, s0, s1):
-    _fill(out, offset, k0, k1, s0, s1, normals32, 4, _store4, _normals32_call)
+def _fill_normal32(out, offset, k0, k1, s0, s1, work):
+    _fill(out, offset, k0, k1, s0, s1, work, normals32, 4, _store4, _normals32_call)
 
 
-def _fill_normal64(out, offset, k0, k1, s0, s1):
-    _fill(out, offset, k0, k1, s0, s1, normals64, 2, _store2, _normals64_call)
+def _fill_normal64(out, offset, k0, k1, s0, s1, work):
+    _fill(out, offset, k0, k1, s0, s1, work, normals64, 2, _store2, _normals64_call)
 
 
 _FILL = {
@@ -329,14 +368,27 @@ _FILL = {
 }
 
 
-def _philox_impl(counter, key, out):
-    for i in numba.prange(out.shape[0]):
-        w0, w1, w2, w3 = philox(_U64(counter[i, 0]), _U64(counter[i, 1]), _U64(counter[i, 2]),
-                                _U64(counter[i, 3]), _U64(key[i, 0]), _U64(key[i, 1]))
-        out[i, 0] = np.uint32(w0)
-        out[i, 1] = np.uint32(w1)
-        out[i, 2] = np.uint32(w2)
-        out[i, 3] = np.uint32(w3)
+def _philox_impl(counter, key, out, work):
+    for _worker in numba.prange(work[WORKERS]):
+        while True:
+            lo, hi = next_chunk(work)
+            if lo >= hi:
+                break
+            # views from the chunk's first row, indexed by the plain loop counter: no
+            # wrap-around select for a row index of unknown sign (see _fill)
+            cs, ks, os = counter[lo:hi], key[lo:hi], out[lo:hi]
+            for i in range(hi - lo):
+                w0, w1, w2, w3 = philox(_U64(cs[i, 0]), _U64(cs[i, 1]), _U64(cs[i, 2]),
+                                        _U64(cs[i, 3]), _U64(ks[i, 0]), _U64(ks[i, 1]))
+                os[i, 0] = np.uint32(w0)
+                os[i, 1] = np.uint32(w1)
+                os[i, 2] = np.uint32(w2)
+                os[i, 3] = np.uint32(w3)
+
+
+# Estimated single-thread cost of one block of philox4x32 (uint32 counters and keys in, words
+# out). Measured: 2^20 blocks, fastops.threads(1), median of 15, 2026-12-02 (as _NS_PER_VALUE).
+_NS_PER_PHILOX_BLOCK = 16.0
 
 
 _PHILOX = jit_pair(_philox_impl, IEEE)
@@ -355,13 +407,17 @@ def stream_words(seed: int, stream: int) -> tuple[np.uint64, ...]:
 
 def fill(kind: str, out: np.ndarray, seed: int, stream: int, offset: int) -> None:
     """Write positions offset, offset + 1, ... of (seed, stream) into the 1-D contiguous out."""
-    with Launch() as variant:
-        _FILL[(kind, out.dtype.name)][variant](out, np.int64(offset), *stream_words(seed, stream))
+    key = (kind, out.dtype.name)
+    per_block = 4 if key[1] == "float32" else 2
+    blocks = full_blocks(offset, out.size, per_block)
+    with Launch(blocks, per_block * _NS_PER_VALUE[key],
+                chunk_blocks(blocks, per_block * out.itemsize)) as (variant, work):
+        _FILL[key][variant](out, np.int64(offset), *stream_words(seed, stream), work)
 
 
 def philox4x32(counter: np.ndarray, key: np.ndarray) -> np.ndarray:
     """Philox4x32-10 of C-contiguous uint32 ``counter`` (n, 4) and ``key`` (n, 2)."""
     out = np.empty((counter.shape[0], 4), np.uint32)
-    with Launch() as variant:
-        _PHILOX[variant](counter, key, out)
+    with Launch(counter.shape[0], _NS_PER_PHILOX_BLOCK) as (variant, work):
+        _PHILOX[variant](counter, key, out, work)
     return out
