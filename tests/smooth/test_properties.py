@@ -125,7 +125,8 @@ def test_smooth_max_tends_to_max(backend, x):
         sm = _call(backend, "smooth_max", x, temperature=tau)
         ulps = 4 * np.spacing(np.abs(m))
         assert np.all(sm >= m - ulps), (tau, sm, m)
-        assert np.all(sm <= m + tau * math.log(n) + ulps), (tau, sm, m)
+        # (1 + 1e-12): tau * log(n) itself is rounded (all-tied rows reach the bound exactly)
+        assert np.all(sm <= m + tau * math.log(n) * (1 + 1e-12) + ulps), (tau, sm, m)
 
 
 @pytest.mark.parametrize("backend", CPU)
