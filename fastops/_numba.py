@@ -3,7 +3,7 @@ scheduling model every parallel kernel follows.
 
 - :data:`FASTMATH`: the only fast-math flags fastops uses (reassociation and contraction, never
   ``nnan``/``ninf``, which would break the inf/NaN rules of semantics.md).
-- :func:`jit_pair`: a kernel compiled twice, lazily: parallel (cached on disk) and serial.
+- :func:`jit_pair`: a kernel compiled twice, lazily (both cached on disk): parallel and serial.
 - :class:`Launch`: decides, per call, whether the work is worth a parallel region, cuts it into
   chunks, and picks which compilation of the pair runs (never two parallel launches at once
   under Numba's workqueue layer, which would abort the process).
@@ -34,6 +34,7 @@ Importing this module imports Numba but compiles nothing; only the ``cpu.py`` mo
 from __future__ import annotations
 
 import threading
+import types as types_module
 from collections.abc import Callable
 from typing import Any
 
@@ -65,16 +66,30 @@ ieee_inline = numba.njit(cache=True, error_model="numpy", inline="always")
 
 def jit_pair(func: Callable[..., Any], fastmath: set[str] = FASTMATH) -> tuple[Any, Any]:
     """Compile ``func`` twice, lazily: parallel, and serial (below the parallel threshold, for
-    one thread, and for the workqueue fallback).
+    one thread, and for the workqueue fallback). Both compilations are cached on disk.
 
-    Index the pair with the variant :class:`Launch` yields. Only the parallel compilation is
-    cached on disk: both would share one cache entry (same function), so the serial one would
-    load the parallel machine code and abort under workqueue exactly as the fallback is meant
-    to avoid. ``fastmath=IEEE`` compiles without fast-math flags.
+    Index the pair with the variant :class:`Launch` yields. Numba names a cache entry after the
+    function's qualified name and line, so the serial compilation is made from a copy of
+    ``func`` named ``<name>_serial``: under one name the serial variant would load the parallel
+    machine code (and abort under workqueue exactly as the fallback is meant to avoid), and left
+    uncached it was compiled again in every process (about 40 s of a cold start for the whole
+    library on the 2-core machine). ``fastmath=IEEE`` compiles without fast-math flags.
     """
     options = {**_OPTIONS, "fastmath": fastmath or False}
     return (numba.njit(parallel=True, cache=True, **options)(func),
-            numba.njit(parallel=False, cache=False, **options)(func))
+            numba.njit(parallel=False, cache=True, **options)(_renamed(func, "_serial")))
+
+
+def _renamed(func: Callable[..., Any], suffix: str) -> Callable[..., Any]:
+    """A copy of ``func`` (same code, globals, defaults and closure) with ``suffix`` added to
+    its name, so that Numba gives it cache files of its own."""
+    copy = types_module.FunctionType(func.__code__, func.__globals__, func.__name__ + suffix,
+                                     func.__defaults__, func.__closure__)
+    copy.__qualname__ = func.__qualname__ + suffix
+    copy.__module__ = func.__module__
+    copy.__doc__ = func.__doc__
+    copy.__kwdefaults__ = func.__kwdefaults__
+    return copy
 
 
 # --------------------------------------------------------------------------------------------
