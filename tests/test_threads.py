@@ -4,6 +4,9 @@
   exit and on an exception, act on the calling thread only, reject bad counts clearly.
 - ``fastops._numba.Launch``: serial below the measured threshold and for one thread; the
   dynamic chunks hand every item out exactly once.
+- ``fastops._threads.blas_threads``: the GEMMs fastops calls run on one BLAS thread below the
+  threshold and on at most ``fastops.get_num_threads()`` above it; BLAS's own setting is back
+  afterwards, also on an exception.
 - Every family's kernels on their parallel path under each Numba threading layer (omp,
   workqueue, tbb where installed, omp with torch imported first) and 1-3 threads: reference
   results, and the same bits where the README promises bits (tests/_threading_workload.py).
@@ -177,6 +180,85 @@ def test_chunks_visit_every_item_once(items, chunk, variant):
         _visit[variant](counts, work)
     assert (counts[:items] == 1).all()
     assert counts[items:].sum() == 0
+
+
+# --------------------------------------------------------------------------------------------
+# BLAS threads of fastops' own GEMMs
+# --------------------------------------------------------------------------------------------
+
+
+def _blas_or_skip():
+    from fastops import _threads
+
+    libraries = _threads._blas()
+    if not libraries:
+        pytest.skip("no BLAS library threadpoolctl can control is loaded")
+    return libraries
+
+
+def _blas_counts(libraries):
+    return [library.get_num_threads() for library in libraries]
+
+
+@pytest.fixture
+def two_blas_threads():
+    """BLAS on 2 threads for the test (so that lowering it is observable), restored after."""
+    libraries = _blas_or_skip()
+    before = _blas_counts(libraries)
+    for library in libraries:
+        library.set_num_threads(2)
+    yield libraries
+    for library, count in zip(libraries, before, strict=True):
+        library.set_num_threads(count)
+
+
+def _small_and_large_flops():
+    """Flop counts whose float32 single-thread estimate is below / above the threshold."""
+    from fastops import _threads
+
+    per_flop = _threads.GEMM_NS_PER_FLOP[4]
+    return (scheduling.PARALLEL_MIN_NS / per_flop / 10, scheduling.PARALLEL_MIN_NS / per_flop * 10)
+
+
+def test_blas_threads_one_thread_below_the_threshold(two_blas_threads):
+    from fastops import _threads
+
+    small, large = _small_and_large_flops()
+    with _threads.blas_threads(small, 4):
+        assert set(_blas_counts(two_blas_threads)) == {1}
+    assert set(_blas_counts(two_blas_threads)) == {2}
+    with _threads.blas_threads(large, 4):
+        assert set(_blas_counts(two_blas_threads)) == {min(2, fastops.get_num_threads())}
+    assert set(_blas_counts(two_blas_threads)) == {2}
+
+
+def test_blas_threads_follow_fastops_threads(two_blas_threads):
+    from fastops import _threads
+
+    _, large = _small_and_large_flops()
+    with fastops.threads(1), _threads.blas_threads(large, 8):
+        assert set(_blas_counts(two_blas_threads)) == {1}
+    assert set(_blas_counts(two_blas_threads)) == {2}
+
+
+def test_blas_threads_restore_on_exception(two_blas_threads):
+    from fastops import _threads
+
+    small, _ = _small_and_large_flops()
+    with pytest.raises(RuntimeError, match="inside"), _threads.blas_threads(small, 4):
+        assert set(_blas_counts(two_blas_threads)) == {1}
+        raise RuntimeError("inside")
+    assert set(_blas_counts(two_blas_threads)) == {2}
+
+
+def test_orthogonality_gemms_leave_blas_as_they_found_it(two_blas_threads):
+    W = np.random.default_rng(7).standard_normal((256, 64)).astype(np.float32)
+    value, grad = fastops.orthogonality_penalty_and_grad(W)
+    want_value, want_grad = fastops.orthogonality_penalty_and_grad(W, backend="numpy")
+    np.testing.assert_allclose(value, want_value, rtol=1e-4)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-4, atol=1e-3)
+    fastops.orthogonality_penalty(W, "spectral")
+    assert set(_blas_counts(two_blas_threads)) == {2}
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,13 +22,14 @@ written more than once. Sums are accumulated in float64.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 from typing import Any
 
 import numpy as np
 
-from .. import _checks
+from .. import _checks, _threads
 from .._dispatch import array_module, resolve_backend
 from . import reference
 from .reference import KINDS
@@ -54,6 +55,21 @@ def _kernels(backend: str) -> Any:
 def _swap(a: Any) -> Any:
     """The transposes of a (B, r, c) stack, as a view."""
     return a.swapaxes(1, 2)
+
+
+def _blas(xp: Any, flops: float, dtype: Any) -> Any:
+    """The context BLAS / LAPACK calls of ``flops`` flops run in: on the CPU the threads that
+    :func:`fastops._threads.blas_threads` chooses (one for a call too small to wake BLAS's
+    workers, at most ``fastops.get_num_threads()`` otherwise); nothing to do on the GPU."""
+    if xp is not np:
+        return contextlib.nullcontext()
+    return _threads.blas_threads(flops, np.dtype(dtype).itemsize)
+
+
+def _matmul(xp: Any, a: Any, b: Any) -> Any:
+    """``xp.matmul`` of two (B, r, c) stacks, BLAS's threads chosen by :func:`_blas`."""
+    with _blas(xp, 2.0 * a.shape[0] * a.shape[1] * a.shape[2] * b.shape[2], a.dtype):
+        return xp.matmul(a, b)
 
 
 class _Batch:
@@ -122,9 +138,12 @@ def _spectral_penalty(xp: Any, W: Any, scale: Any) -> tuple[Any, Any]:
     """
     d, k = W.shape[1], W.shape[2]
     small = d < k
-    G = xp.matmul(W, _swap(W)) if small else xp.matmul(_swap(W), W)
+    G = _matmul(xp, W, _swap(W)) if small else _matmul(xp, _swap(W), W)
     finite = xp.isfinite(G).all(axis=(1, 2))
-    evals, evecs = xp.linalg.eigh(xp.where(finite[:, None, None], G, 0))
+    side = G.shape[1]
+    # eigh with eigenvectors: about 9 n³ flops (Golub & Van Loan, "Matrix Computations", 8.3)
+    with _blas(xp, 9.0 * G.shape[0] * side**3, G.dtype):
+        evals, evecs = xp.linalg.eigh(xp.where(finite[:, None, None], G, 0))
     evals = evals.astype(_F64)
     lam_top = evals[:, -1] - 1.0
     lam_bottom = xp.full_like(lam_top, -1.0) if small else evals[:, 0] - 1.0
@@ -137,10 +156,10 @@ def _spectral_penalty(xp: Any, W: Any, scale: Any) -> tuple[Any, Any]:
         coef = xp.where(top | ~finite, coef, 0.0)
         u = evecs[:, :, -1]
         left = (coef[:, None] * u).astype(W.dtype)
-        grad = left[:, :, None] * xp.matmul(u[:, None, :], W)
+        grad = left[:, :, None] * _matmul(xp, u[:, None, :], W)
     else:
         v = xp.where(top[:, None], evecs[:, :, -1], evecs[:, :, 0])
-        Wv = (coef[:, None, None] * xp.matmul(W, v[:, :, None])).astype(W.dtype)
+        Wv = (coef[:, None, None] * _matmul(xp, W, v[:, :, None])).astype(W.dtype)
         grad = Wv * v[:, None, :]
     return lam * lam, grad
 
@@ -154,7 +173,7 @@ def _gram_penalty(kernels: Any, xp: Any, W: Any, kind: str, scale: Any) -> tuple
         return _spectral_penalty(xp, W, scale)
     d, k = W.shape[1], W.shape[2]
     small = d < k
-    G = xp.matmul(W, _swap(W)) if small else xp.matmul(_swap(W), W)
+    G = _matmul(xp, W, _swap(W)) if small else _matmul(xp, _swap(W), W)
     if kind == "frobenius":
         diag = "minus_one"
     else:  # offdiag: on the small side the diagonal of WᵀW is subtracted separately, below
@@ -170,7 +189,7 @@ def _gram_penalty(kernels: Any, xp: Any, W: Any, kind: str, scale: Any) -> tuple
     if scale is None:
         return value, None
     # G now holds 4·scale·A: the gradient 4 W A (d >= k) or 4 (WWᵀ − I) W (d < k) is one GEMM.
-    grad = xp.matmul(G, W) if small else xp.matmul(W, G)
+    grad = _matmul(xp, G, W) if small else _matmul(xp, W, G)
     if sqnorms is not None:  # 4 (WWᵀ W − W diag(WᵀW))
         kernels.offdiag_correct(grad, W, scale4[:, None] * sqnorms)
     return value, grad
@@ -300,14 +319,14 @@ def _som(kernels: Any, xp: Any, Y: Any, gamma: float, lambda1: float, lambda2: f
         return xp.zeros(B, dtype=_F64), (xp.zeros(Y.shape, Y.dtype) if with_grad else None)
     Yhat, norms, rowsum = kernels.som_normalize(Y, gamma, eps)
     if n >= k:  # Θ = ŶᵀŶ (k x k): sums over its off-diagonal directly
-        gram = xp.matmul(_swap(Yhat), Yhat)
+        gram = _matmul(xp, _swap(Yhat), Yhat)
         # With the gradient, Θ's diagonal is zeroed in the same pass, so that P = Ŷ Θ_off
         # below needs no "− Ŷ diag Θ" (which would cancel against P's largest term).
         ones = xp.ones(B, dtype=_F64) if with_grad else None
         Q, S = kernels.gram_reduce(gram, "zero", ones)
         diag = xp.zeros((B, k), dtype=_F64)
     else:  # from K = ŶŶᵀ (b x b): ||Θ||² = ||K||², Σ_ij Θ_ij = ||Ŷ 1||², Θ_ii from the norms
-        gram = xp.matmul(Yhat, _swap(Yhat))
+        gram = _matmul(xp, Yhat, _swap(Yhat))
         sumsq, _ = kernels.gram_reduce(gram, "keep", None)
         diag = (norms / xp.maximum(norms, eps)) ** 2
         Q = sumsq - (diag * diag).sum(axis=1)
@@ -317,7 +336,7 @@ def _som(kernels: Any, xp: Any, Y: Any, gamma: float, lambda1: float, lambda2: f
         return value, None
     # Ŷ̄ = 2 Ŷ ∂R/∂Θ = 4λ1 S (Ŷ 1 1ᵀ − Ŷ) + 4λ2 (ŶΘ − Ŷ diag Θ): one GEMM, the rest fused
     # (diag is 0 on the k side, whose Gram already lost its diagonal).
-    P = xp.matmul(Yhat, gram) if n >= k else xp.matmul(gram, Yhat)
+    P = _matmul(xp, Yhat, gram) if n >= k else _matmul(xp, gram, Yhat)
     c1 = 4.0 * lambda1 * S
     c2 = xp.full(B, 4.0 * lambda2, dtype=_F64)
     return value, kernels.som_backward(Yhat, P, rowsum, diag, norms, c1, c2, gamma, eps)
@@ -389,10 +408,10 @@ def _power_iteration(kernels: Any, xp: Any, W: Any, u: Any, n_iter: int, eps: fl
         return xp.zeros(B, _F64), xp.zeros((B, m), W.dtype), xp.zeros((B, n), W.dtype)
     Wt = _swap(W)
     for _ in range(n_iter):
-        v, _ = kernels.normalize_rows(xp.ascontiguousarray(xp.matmul(Wt, u[:, :, None])[:, :, 0]),
+        v, _ = kernels.normalize_rows(xp.ascontiguousarray(_matmul(xp, Wt, u[:, :, None])[:, :, 0]),
                                       eps)
         u, sigma = kernels.normalize_rows(
-            xp.ascontiguousarray(xp.matmul(W, v[:, :, None])[:, :, 0]), eps)
+            xp.ascontiguousarray(_matmul(xp, W, v[:, :, None])[:, :, 0]), eps)
     return sigma, u, v
 
 
