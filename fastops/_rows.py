@@ -70,3 +70,83 @@ class RowLayout:
     def from_row_values(self, rows1d: Any, keepdims: bool) -> Any:
         """A per-row result ``(rows,)`` in the reduced shape."""
         return rows1d.reshape(self.reduced_shape(keepdims))
+
+
+#: The shortest contiguous run of kept elements after the reduced axis that the CPU column
+#: kernels take: shorter inner loops do not vectorise well (the short-row tiles of
+#: fastops/smooth/cpu.py were introduced for the same reason), so such inputs are copied into
+#: rows instead.
+COLUMN_MIN_INNER = 16
+
+
+@dataclass(frozen=True)
+class ColumnView:
+    """An array viewed, without a copy, as a C-contiguous ``(outer, n, inner)`` array whose
+    middle axis is the reduced axes merged: what the column kernels walk (and, when ``inner``
+    is 1, a C-contiguous ``(rows, n)`` view for the row kernels).
+
+    ``order`` lists the input's axes of length > 1 in the order the view walks them (the
+    largest stride first); results come back in the caller's shape and axis order.
+    """
+
+    array: Any
+    shape: tuple[int, ...]
+    axes: tuple[int, ...]
+    order: tuple[int, ...]
+
+    @property
+    def rows(self) -> Any:
+        """The ``(outer, n)`` row view (only meaningful when ``inner`` is 1)."""
+        return self.array.reshape(self.array.shape[0], self.array.shape[1])
+
+    def reduction(self, out: Any, keepdims: bool) -> Any:
+        """A per-column result, ``(outer, inner)`` or ``(outer,)``, in the reduced shape."""
+        kept = [i for i in self.order if i not in self.axes]
+        walked = out.reshape([self.shape[i] for i in kept])
+        back = walked.transpose(sorted(range(len(kept)), key=kept.__getitem__))
+        layout = RowLayout(self.shape, self.axes)
+        return back.reshape(layout.reduced_shape(keepdims))
+
+    def elementwise(self, y: Any) -> Any:
+        """A per-element result ``(outer, n, inner)`` in the input's shape (and layout)."""
+        walked = y.reshape([self.shape[i] for i in self.order])
+        back = walked.transpose(sorted(range(len(self.order)), key=self.order.__getitem__))
+        return back.reshape(self.shape)
+
+
+def column_view(arr: Any, axes: tuple[int, ...], dtype: Any,
+                min_inner: int = COLUMN_MIN_INNER) -> ColumnView | None:
+    """``arr`` (a NumPy array) as a :class:`ColumnView` over ``axes``, or None when that needs a
+    copy (the caller then uses :meth:`RowLayout.to_rows`).
+
+    A view exists when ``arr`` already has ``dtype`` in native byte order, its axes sorted by
+    stride make it C-contiguous (C and F order, transposes, any permutation of a contiguous
+    array), and the reduced axes are adjacent in that order and in increasing order (so the
+    merged axis enumerates them in C order, which soft_argmax's index relies on). Strided
+    slices, negative and zero strides take the copy. ``inner`` (the kept elements after the
+    reduced axis) must be 1 (a row view) or at least ``min_inner``.
+    """
+    if arr.dtype != dtype or not arr.dtype.isnative or arr.size == 0:
+        return None
+    shape, strides = arr.shape, arr.strides
+    order = tuple(sorted((i for i in range(arr.ndim) if shape[i] > 1),
+                         key=lambda i: -strides[i]))
+    expected = arr.itemsize
+    for i in reversed(order):
+        if strides[i] != expected:
+            return None
+        expected *= shape[i]
+    reduced = [p for p, i in enumerate(order) if i in axes]
+    if not reduced or reduced != list(range(reduced[0], reduced[-1] + 1)):
+        return None
+    if [order[p] for p in reduced] != sorted(order[p] for p in reduced):
+        return None
+    outer = math.prod(shape[i] for i in order[:reduced[0]])
+    n = math.prod(shape[i] for i in order[reduced[0]:reduced[-1] + 1])
+    inner = math.prod(shape[i] for i in order[reduced[-1] + 1:])
+    if 1 < inner < min_inner:
+        return None
+    squeezed = arr.reshape([shape[i] for i in range(arr.ndim) if shape[i] > 1])
+    position = {axis: p for p, axis in enumerate(i for i in range(arr.ndim) if shape[i] > 1)}
+    walked = squeezed.transpose([position[i] for i in order]).reshape(outer, n, inner)
+    return ColumnView(walked, tuple(shape), tuple(axes), order)

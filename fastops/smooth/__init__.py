@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import _checks
 from .._dispatch import array_module, resolve_backend
-from .._rows import RowLayout
+from .._rows import RowLayout, column_view
 from . import reference
 
 __all__ = [
@@ -46,7 +46,8 @@ class _Rows:
     """A validated call: backend, array module, layout and the canonical (rows, n) input."""
 
     def __init__(self, func: str, x: Any, axis: Any, where: Any, backend: str,
-                 temperature: float = 1.0, name: str = "x") -> None:
+                 temperature: float = 1.0, name: str = "x", walk_as_it_lies: bool = False
+                 ) -> None:
         self.func = func
         self.backend = backend
         self.xp = xp = array_module(backend)
@@ -59,7 +60,20 @@ class _Rows:
         self.layout = RowLayout(tuple(x.shape), self.axes)
         mask = None if where is None else _checks.boolean_mask(func, where, xp, x.shape)
         self.empty = self.layout.rows == 0 or self.layout.n == 0
-        self.x = None if self.empty else self.layout.to_rows(xp, x, self.work_dtype)
+        # With walk_as_it_lies (callers whose only per-element input is x), the CPU kernels
+        # read x where it lies: `view` maps x onto (outer, n, inner) without a copy; inner == 1
+        # gives row kernels a (rows, n) view, inner > 1 goes to the column kernels (`columns`).
+        self.view = None
+        if walk_as_it_lies and backend == "numba" and mask is None and not self.empty:
+            self.view = column_view(x, self.axes, self.work_dtype)
+        self.columns = None
+        if self.view is None:
+            self.x = None if self.empty else self.layout.to_rows(xp, x, self.work_dtype)
+        elif self.view.array.shape[2] == 1:
+            self.x = self.view.rows
+        else:
+            self.x = None
+            self.columns = self.view.array
         self.mask = None if (mask is None or self.empty) else \
             self.layout.to_rows(xp, mask, np.bool_)
 
@@ -89,11 +103,18 @@ class _Rows:
     def reduction(self, rows1d: Any, keepdims: bool) -> Any:
         """A per-row result in the reduced shape; a NumPy scalar for 0-d results, as NumPy and
         SciPy return (CuPy keeps 0-d arrays, as CuPy does)."""
-        out = self.layout.from_row_values(rows1d.astype(self.out_dtype, copy=False), keepdims)
+        rows1d = rows1d.astype(self.out_dtype, copy=False)
+        out = self.layout.from_row_values(rows1d, keepdims) if self.view is None else \
+            self.view.reduction(rows1d, keepdims)
         return out[()] if (out.ndim == 0 and self.xp is np) else out
 
     def elementwise(self, rows2d: Any) -> Any:
-        return self.layout.from_rows(self.xp, rows2d.astype(self.out_dtype, copy=False))
+        """A per-element result ((rows, n), or (outer, n, inner) from the column kernels) in
+        the input's shape."""
+        rows2d = rows2d.astype(self.out_dtype, copy=False)
+        if self.view is None:
+            return self.layout.from_rows(self.xp, rows2d)
+        return self.view.elementwise(rows2d)
 
     def full_reduction(self, value: float, keepdims: bool) -> Any:
         """A per-row result holding ``value`` everywhere (empty rows, no kernel launch)."""
@@ -144,7 +165,7 @@ def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
     name = resolve_backend(func, (a, b, where), backend)
     if name == "numpy":
         return reference.logsumexp(a, axis, b, keepdims, return_sign, where=where)
-    call = _Rows(func, a, axis, where, name, name="a")
+    call = _Rows(func, a, axis, where, name, name="a", walk_as_it_lies=b is None)
     xp = call.xp
     b_rows = call.weights_arg(b, call.row_dtype)
     if call.empty:
@@ -153,7 +174,8 @@ def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
     kernels = _kernels(name)
     x = call.x
     if b_rows is None:
-        out = kernels.lse(x, call.mask, 1.0)
+        out = kernels.lse(x, call.mask, 1.0) if call.columns is None else \
+            kernels.lse_columns(call.columns, 1.0)
         if not return_sign:
             return call.reduction(out, keepdims)
         sign = xp.where(xp.isnan(out), xp.nan, xp.where(out == -xp.inf, 0.0, 1.0))
@@ -204,9 +226,12 @@ def _temperature_reduction(func: str, kernel: str, empty_value: float, x: Any, a
     if name == "numpy":
         return getattr(reference, func)(x, axis, temperature=temperature, where=where,
                                         keepdims=keepdims)
-    call = _Rows(func, x, axis, where, name, temperature)
+    call = _Rows(func, x, axis, where, name, temperature, walk_as_it_lies=True)
     if call.empty:
         return call.full_reduction(empty_value, keepdims)
+    if call.columns is not None:
+        columns_fn = getattr(_kernels(name), f"{kernel}_columns")
+        return call.reduction(columns_fn(call.columns, call.scale), keepdims)
     kernel_fn = getattr(_kernels(name), kernel)
     return call.reduction(kernel_fn(call.x, call.mask, call.scale), keepdims)
 
@@ -217,9 +242,11 @@ def _softmax(func: str, log: bool, x: Any, axis: Any, where: Any, temperature: f
     if name == "numpy":
         ref = reference.log_softmax if log else reference.softmax
         return ref(x, axis, where=where, temperature=temperature)
-    call = _Rows(func, x, axis, where, name, temperature)
+    call = _Rows(func, x, axis, where, name, temperature, walk_as_it_lies=True)
     if call.empty:
         return call.full_like_input(0.0)
+    if call.columns is not None:
+        return call.elementwise(_kernels(name).softmax_columns(call.columns, call.scale, log))
     return call.elementwise(_kernels(name).softmax(call.x, call.mask, call.scale, log))
 
 

@@ -1,0 +1,157 @@
+"""Reductions over an axis that is not the trailing one, walked where the input lies.
+
+The forward ops without ``where`` / ``b`` (logsumexp, smooth_max, soft_argmax, softmax,
+log_softmax) read x through ``fastops._rows.column_view``: C arrays over axis 0 or a middle axis,
+F-ordered and transposed arrays, adjacent axis tuples. Each layout x axis x dtype against the
+float64 reference, with special values in whole columns, blocks of the reduced axis that do not
+divide it, tiles that do not divide the kept axis, the parallel path, and checks that the path
+really makes no input-sized copy (tracemalloc) and that a result keeps the input's layout.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import fastops
+import fastops._numba as scheduling
+from fastops._rows import COLUMN_MIN_INNER, column_view
+from fastops.smooth import cpu
+
+from ._support import FORWARD, check_result, make_case, random_values
+
+# (id, shape, axis, make the layout from a C-contiguous array)
+LAYOUTS = [
+    ("C(37,40)-axis0", (37, 40), 0, None),
+    ("C(1,40)-axis0", (1, 40), 0, None),
+    ("C(300,17)-axis0", (300, 17), 0, None),
+    ("C(3,21,33)-axis1", (3, 21, 33), 1, None),
+    ("C(3,21,33)-axes01", (3, 21, 33), (0, 1), None),
+    ("C(4,5,6,20)-axes12", (4, 5, 6, 20), (1, 2), None),
+    ("F(40,37)-axis-1", (40, 37), -1, np.asfortranarray),
+    ("F(40,37)-axis0", (40, 37), 0, np.asfortranarray),
+    ("T(37,40)-axis1", (40, 37), 1, lambda a: np.ascontiguousarray(a.T).T),
+    ("perm(20,3,18)-axis1", (20, 3, 18), 1,
+     lambda a: np.ascontiguousarray(a.transpose(1, 2, 0)).transpose(2, 0, 1)),
+    # copies (no view exists): the results must be the same
+    ("C(3,21,33)-axes02", (3, 21, 33), (0, 2), None),
+    ("F(6,7,20)-axes01", (6, 7, 20), (0, 1), np.asfortranarray),
+    ("sliced(40,64)[:, ::2]-axis0", (40, 64), 0, lambda a: np.repeat(a, 2, axis=1)[:, ::2]),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize(("shape", "axis", "layout"),
+                         [pytest.param(s, a, f, id=i) for i, s, a, f in LAYOUTS])
+@pytest.mark.parametrize("op", FORWARD)
+def test_every_layout_against_the_reference(op, shape, axis, layout, dtype, rng):
+    x = random_values(rng, shape, dtype)
+    if layout is not None:
+        x = layout(x)
+        assert np.array_equal(x, x)  # the layout keeps the values
+    case = make_case(op, x, axis, rng)
+    before = x.copy()
+    got = getattr(fastops, op)(x, axis=axis)
+    check_result(_NUMBA, case, got, err_msg=f"{op} {shape} axis={axis}")
+    assert np.array_equal(x, before)
+
+
+class _Numba:
+    name = "numba"
+    array_type = np.ndarray
+
+    @staticmethod
+    def asnumpy(a):
+        return np.asarray(a)
+
+
+_NUMBA = _Numba()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("op", FORWARD)
+def test_special_values_in_columns(op, dtype, rng):
+    """Whole columns of -inf, a +inf, a NaN, ties at the maximum, a NaN in an all -inf column."""
+    x = random_values(rng, (45, 64), dtype)
+    x[:, 3] = -np.inf
+    x[17, 5] = np.inf
+    x[30, 7] = np.nan
+    x[:, 9] = 1.5  # all tied
+    x[[2, 40], 11] = 50.0  # two tied maxima, far above the rest
+    x[:, 13] = -np.inf
+    x[44, 13] = np.nan
+    x[0, 15] = np.inf
+    x[1, 15] = np.inf
+    case = make_case(op, x, 0, rng)
+    check_result(_NUMBA, case, getattr(fastops, op)(x, axis=0), err_msg=op)
+
+
+@pytest.mark.parametrize("op", FORWARD)
+def test_temperature_and_keepdims_on_columns(op, rng):
+    x = random_values(rng, (33, 50), np.float64)
+    kwargs = {} if op == "logsumexp" else {"temperature": 0.37}
+    case = make_case(op, x, 0, rng, **({} if op == "logsumexp" else {"temperature": 0.37}))
+    check_result(_NUMBA, case, getattr(fastops, op)(x, axis=0, **kwargs), err_msg=op)
+    if op in ("logsumexp", "smooth_max", "soft_argmax"):
+        got = getattr(fastops, op)(x, axis=0, keepdims=True, **kwargs)
+        assert got.shape == (1, 50)
+
+
+@pytest.mark.parametrize("op", FORWARD)
+def test_parallel_path_with_many_tiles(op, rng, monkeypatch):
+    """Every call parallel, in tiles narrower than the kept axis (a remainder tile too)."""
+    monkeypatch.setattr(scheduling, "PARALLEL_MIN_NS", 0)
+    monkeypatch.setattr(cpu, "_COL_MIN_SPLIT", 16)
+    x = random_values(rng, (2, 70, 1000), np.float32)
+    with fastops.threads(min(2, fastops.get_num_threads())):
+        got = getattr(fastops, op)(x, axis=1)
+    check_result(_NUMBA, make_case(op, x, 1, rng), got, err_msg=op)
+
+
+def test_views_are_views_and_short_inner_runs_copy():
+    x = np.zeros((8, 40, 32), np.float32)
+    view = column_view(x, (1,), np.dtype(np.float32), COLUMN_MIN_INNER)
+    assert view is not None and view.array.shape == (8, 40, 32)
+    assert np.shares_memory(view.array, x)
+    f = np.asfortranarray(np.zeros((30, 20), np.float64))
+    view = column_view(f, (1,), np.dtype(np.float64), COLUMN_MIN_INNER)
+    assert view is not None and view.array.shape == (1, 20, 30) and np.shares_memory(view.array, f)
+    rows = column_view(f, (0,), np.dtype(np.float64), COLUMN_MIN_INNER)
+    assert rows is not None and rows.array.shape == (20, 30, 1)  # F over axis 0: rows, no copy
+    assert column_view(np.zeros((40, 8)), (0,), np.dtype(np.float64), 16) is None  # inner 8
+    assert column_view(x, (0, 2), np.dtype(np.float32), 16) is None  # not adjacent
+    assert column_view(x[:, ::2], (0,), np.dtype(np.float32), 16) is None  # strided
+    assert column_view(x, (1,), np.dtype(np.float64), 16) is None  # another dtype: a cast
+
+
+@pytest.mark.parametrize("op", FORWARD)
+def test_column_path_allocates_no_input_sized_copy(op, rng):
+    x = random_values(rng, (512, 256), np.float64)  # 1 MiB
+    fn = getattr(fastops, op)
+    fn(x, axis=0)  # compile outside the traced call
+    tracemalloc.start()
+    try:
+        fn(x, axis=0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    output = x.nbytes if op in ("softmax", "log_softmax") else x.nbytes // 512
+    assert peak < output + x.nbytes // 4, (op, peak, output)
+
+
+def test_elementwise_results_keep_the_input_layout(rng):
+    x = np.asfortranarray(random_values(rng, (40, 30), np.float32))
+    y = fastops.softmax(x, axis=-1)
+    assert y.flags.f_contiguous
+    np.testing.assert_allclose(y.sum(axis=-1), 1.0, rtol=1e-5)
+    c = random_values(rng, (40, 30), np.float32)
+    assert fastops.softmax(c, axis=0).flags.c_contiguous
+
+
+def test_soft_argmax_counts_positions_in_c_order_over_an_axis_tuple(rng):
+    x = np.full((4, 5, 20), -50.0)
+    x[2, 3, :] = 0.0  # the maximum of every column at flat position 2 * 5 + 3 over axes (0, 1)
+    got = fastops.soft_argmax(x, axis=(0, 1))
+    np.testing.assert_allclose(got, 13.0, atol=1e-9)
