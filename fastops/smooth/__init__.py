@@ -165,6 +165,9 @@ def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
     name = resolve_backend(func, (a, b, where), backend)
     if name == "numpy":
         return reference.logsumexp(a, axis, b, keepdims, return_sign, where=where)
+    weight = _uniform_weight(func, a, b, name)
+    if weight is not None:  # one weight for every element: a shift of the unweighted result
+        return _uniformly_weighted(a, axis, weight, keepdims, return_sign, where, name)
     call = _Rows(func, a, axis, where, name, name="a", walk_as_it_lies=b is None)
     xp = call.xp
     b_rows = call.weights_arg(b, call.row_dtype)
@@ -186,6 +189,36 @@ def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
         if not return_sign:
             return call.reduction(xp.where(sign < 0, xp.nan, out), keepdims)
     return call.reduction(out, keepdims), call.reduction(sign.astype(out.dtype), keepdims)
+
+
+def _uniform_weight(func: str, a: Any, b: Any, backend: str) -> float | None:
+    """``b`` as a Python float when it is one finite, nonzero value (a scalar or a size-1
+    array) on the CPU, else None. Such a weight is not broadcast into an input-sized array:
+    ``log Σ b·exp(a) = log|b| + logsumexp(a)`` with the sign of b (a scalar b used to cost 14x
+    the unweighted call: the broadcast array, then the weighted kernel's scalar exp)."""
+    if b is None or backend != "numba":
+        return None
+    weights = _checks.real_array(func, "b", b, np)
+    if weights.size != 1:
+        return None
+    _checks.broadcastable(func, "b", weights.shape, np.shape(a))
+    value = float(weights.reshape(()))
+    return value if (np.isfinite(value) and value != 0.0) else None
+
+
+def _uniformly_weighted(a: Any, axis: Any, weight: float, keepdims: bool, return_sign: bool,
+                        where: Any, backend: str) -> Any:
+    """logsumexp with one finite nonzero weight: the unweighted result plus log|weight| (added
+    in float64, rounded once); a negative weight makes every nonzero total negative, which is
+    NaN without return_sign."""
+    value, sign = logsumexp(a, axis, None, keepdims, True, where=where, backend=backend)
+    dtype = np.result_type(value)
+    shifted = np.asarray(value, np.float64) + np.log(abs(weight))
+    if weight < 0:
+        sign = -sign
+    if not return_sign:
+        return np.where(np.asarray(sign) < 0, np.nan, shifted).astype(dtype)[()]
+    return shifted.astype(dtype)[()], sign
 
 
 def smooth_max(x: Any, axis: Any = -1, *, temperature: float = 1.0, where: Any = None,

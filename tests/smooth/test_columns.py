@@ -6,6 +6,7 @@ F-ordered and transposed arrays, adjacent axis tuples. Each layout x axis x dtyp
 float64 reference, with special values in whole columns, blocks of the reduced axis that do not
 divide it, tiles that do not divide the kept axis, the parallel path, and checks that the path
 really makes no input-sized copy (tracemalloc) and that a result keeps the input's layout.
+Also logsumexp with one weight for every element (a scalar ``b``): a shift, never broadcast.
 """
 
 from __future__ import annotations
@@ -155,3 +156,30 @@ def test_soft_argmax_counts_positions_in_c_order_over_an_axis_tuple(rng):
     x[2, 3, :] = 0.0  # the maximum of every column at flat position 2 * 5 + 3 over axes (0, 1)
     got = fastops.soft_argmax(x, axis=(0, 1))
     np.testing.assert_allclose(got, 13.0, atol=1e-9)
+
+
+@pytest.mark.parametrize("return_sign", [False, True], ids=["value", "return_sign"])
+@pytest.mark.parametrize("b", [2.5, -0.75, np.float32(3.0), np.array([[0.5]]), 0.0, np.inf, np.nan],
+                         ids=["2.5", "-0.75", "f32-3", "size1-array", "zero", "inf", "nan"])
+def test_logsumexp_with_one_weight_for_every_element(b, return_sign, rng):
+    """A scalar (or size-1) b is a shift of the unweighted result, never an input-sized array;
+    zero and non-finite weights take the general path. Special values as the reference."""
+    x = random_values(rng, (30, 40), np.float64)
+    x[:, 1] = -np.inf
+    x[3, 2] = np.inf
+    x[4, 5] = np.nan
+    case = make_case("logsumexp", x, 0, rng, b=b, return_sign=return_sign)
+    got = fastops.logsumexp(x, axis=0, b=b, return_sign=return_sign)
+    check_result(_NUMBA, case, got, err_msg=f"b={b!r}")
+
+
+def test_scalar_weight_allocates_no_input_sized_array(rng):
+    x = random_values(rng, (512, 256), np.float64)
+    fastops.logsumexp(x, axis=-1, b=2.0)
+    tracemalloc.start()
+    try:
+        fastops.logsumexp(x, axis=-1, b=2.0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < x.nbytes // 4, peak
