@@ -65,6 +65,13 @@ def _parser() -> argparse.ArgumentParser:
         "--dtype", action="append", choices=("float32", "float64"), help="only these dtypes"
     )
     bench.add_argument(
+        "--shape",
+        action="append",
+        metavar="LABEL",
+        help='only the cases of these shapes, written as the tables print them, e.g. '
+        '"4096x4096", "4096x4096 ax0" (comma-separated or repeated)',
+    )
+    bench.add_argument(
         "--peers",
         metavar="LIST",
         default=None,
@@ -204,6 +211,7 @@ def _bench(args: argparse.Namespace, argv: list[str]) -> int:
         "families": _split(args.family),
         "ops": _split(args.op),
         "dtypes": args.dtype,
+        "shapes": _split(args.shape),
         "idle_gap": args.idle_gap,
     }
     if args.contend:

@@ -19,6 +19,7 @@ import pytest
 from fastops.bench import cases as cases_mod
 from fastops.bench import orthogonality as ortho_bench
 from fastops.bench import report
+from fastops.bench import smooth as smooth_bench
 from fastops.bench.cases import Case, Impl, PeerSkipped, get_cases, get_family, register_family
 from fastops.bench.devices import installed, resolve_backends
 from fastops.bench.runner import SCHEMA, BenchResult, PeerResult, Plan, Row, run_case
@@ -180,42 +181,114 @@ def test_register_family(monkeypatch):
     assert row.pct_of_copy is None  # no bandwidth measured: no percentage invented
 
 
+def _check_agrees_with_peers(case):
+    """The case runs, and every peer computes the same thing as fastops."""
+    case.setup()
+    try:
+        got = _flat(case.run())
+        case.sync()
+        args = case.input_sets[0]
+        first = _flat(case.impl.call(*args))
+        assert [a.shape for a in got] == [a.shape for a in first]
+        # Loose: this checks that each peer computes the same function (the wiring),
+        # accuracy is the op families' own tests' job. Peers may form a product from the
+        # other Gram side, so near-zero entries are compared against the array's scale.
+        rtol, atol = (1e-4, 1e-5) if case.dtype == "float32" else (1e-7, 1e-10)
+        for peer in case.peers():
+            want = _flat(peer.call(*peer.prepare(args)))
+            assert len(want) == len(first), f"{case.name} vs {peer.label}"
+            if case.stochastic:  # other generators: the same shapes, not the same values
+                assert [w.shape for w in want] == [f.shape for f in first], peer.label
+                continue
+            for w, f in zip(want, first, strict=True):
+                scale = float(np.abs(f).max(initial=0.0))
+                np.testing.assert_allclose(
+                    w,
+                    f,
+                    rtol=rtol,
+                    atol=atol + rtol * scale,
+                    err_msg=f"{case.name} vs {peer.label}",
+                )
+        if case.floor_impl is not None:  # the GEMM floor runs on the same inputs
+            floor = case.floor_impl
+            assert _flat(floor.call(*floor.prepare(args)))
+            case.sync()
+    finally:
+        case.teardown()
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_tiny_cases_agree_with_peers(backend):
-    """Every case runs, and every peer computes the same thing as fastops."""
+    """Every case runs, and every peer computes the same thing as fastops (the tiny layouts
+    cases included: the peers reduce over the same axis of the same F / C arrays)."""
     for case in get_cases("tiny", [backend]):
-        case.setup()
-        try:
-            got = _flat(case.run())
-            case.sync()
-            args = case.input_sets[0]
-            first = _flat(case.impl.call(*args))
-            assert [a.shape for a in got] == [a.shape for a in first]
-            # Loose: this checks that each peer computes the same function (the wiring),
-            # accuracy is the op families' own tests' job. Peers may form a product from the
-            # other Gram side, so near-zero entries are compared against the array's scale.
-            rtol, atol = (1e-4, 1e-5) if case.dtype == "float32" else (1e-7, 1e-10)
-            for peer in case.peers():
-                want = _flat(peer.call(*peer.prepare(args)))
-                assert len(want) == len(first), f"{case.name} vs {peer.label}"
-                if case.stochastic:  # other generators: the same shapes, not the same values
-                    assert [w.shape for w in want] == [f.shape for f in first], peer.label
-                    continue
-                for w, f in zip(want, first, strict=True):
-                    scale = float(np.abs(f).max(initial=0.0))
-                    np.testing.assert_allclose(
-                        w,
-                        f,
-                        rtol=rtol,
-                        atol=atol + rtol * scale,
-                        err_msg=f"{case.name} vs {peer.label}",
-                    )
-            if case.floor_impl is not None:  # the GEMM floor runs on the same inputs
-                floor = case.floor_impl
-                assert _flat(floor.call(*floor.prepare(args)))
-                case.sync()
-        finally:
-            case.teardown()
+        _check_agrees_with_peers(case)
+
+
+def test_layout_peers_of_every_op_reduce_over_the_case_axis():
+    """The peer builders take the axis for every op, the backward ones too (the layouts
+    grid times forward ops only): each op on each tiny CPU layout agrees with its peers."""
+    layouts = smooth_bench.LAYOUTS[("cpu", "tiny")]
+    assert {layout.order for layout in layouts} == {"C", "F"}
+    for layout in layouts:
+        for op in smooth_bench.BACKWARD_OPS:
+            case = smooth_bench._case(op, layout, "float64", "numba", "cpu")
+            assert case.shape_label == layout.label
+            if installed("torch"):
+                assert "torch" in {p.name for p in case.peers()}
+            _check_agrees_with_peers(case)
+
+
+def test_layout_cases():
+    """The full CPU run has the layouts cases (forward ops, both dtypes, distinct labels);
+    --quick has none."""
+    full = get_cases("full", ["numba"], families=["smooth"])
+    layout_cases = [c for c in full if c.shape_label]
+    labels = {"4096x4096 ax0", "F 4096x4096", "64x4096x64 ax1"}
+    assert {c.shape_label for c in layout_cases} == labels
+    assert {(c.op, c.dtype, c.shape_label) for c in layout_cases} == {
+        (op, dt, label) for op in smooth_bench.FORWARD_OPS for dt in ("float32", "float64")
+        for label in labels
+    }
+    names = [c.name for c in full]
+    assert len(names) == len(set(names))
+    assert labels.isdisjoint(c.shape_str for c in full if not c.shape_label)
+    by_label = {c.shape_label: c for c in layout_cases
+                if c.op == "logsumexp" and c.dtype == "float32"}
+    assert by_label["64x4096x64 ax1"].shape == (64, 4096, 64)
+    assert by_label["64x4096x64 ax1"].nbytes == nbytes_floor("logsumexp", 64 * 64, 4096, 4)
+    plain = next(c for c in full if c.op == "logsumexp" and c.shape_str == "4096x4096"
+                 and c.dtype == "float32")
+    assert by_label["4096x4096 ax0"].nbytes == by_label["F 4096x4096"].nbytes == plain.nbytes
+    # The F-ordered input is F-ordered for fastops and the peers alike.
+    (tiny_f,) = [c for c in get_cases("tiny", ["numba"], ops=["softmax"])
+                 if c.shape_label == "F 67x129"]
+    (x,) = tiny_f.make_inputs(0)
+    assert x.shape == (67, 129) and x.flags.f_contiguous and not x.flags.c_contiguous
+    assert not any(c.shape_label for c in get_cases("quick", ["numba"], families=["smooth"]))
+    assert not any(c.shape_label for c in smooth_bench.smooth_cases("quick", "cupy"))
+    assert {c.shape_label for c in smooth_bench.smooth_cases("full", "cupy")} == {
+        "", "65536x1024 ax0"}
+    # --shape selects them by label; a label no case has is a usage error.
+    picked = get_cases("full", ["numba"], families=["smooth"], shapes=sorted(labels))
+    assert [c.name for c in picked] == [c.name for c in layout_cases]
+    with pytest.raises(ValueError, match="no selected case has shape"):
+        get_cases("tiny", ["numba"], shapes=["4096x4096 ax2"])
+
+
+def test_asv_ids_are_unique_and_include_the_layouts(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks._suite import make_classes
+
+    classes = make_classes("smooth", "benchmarks.smooth", size="full")
+    for cls in classes.values():
+        (ids,) = cls.params
+        assert len(ids) == len(set(ids)), cls.__name__
+    (ids,) = classes["Logsumexp"].params
+    assert {"numba:float32:4096x4096 ax0", "numba:float64:F 4096x4096",
+            "numba:float32:64x4096x64 ax1", "numba:float32:4096x4096"} <= set(ids)
+    (ids,) = classes["SoftmaxBackward"].params
+    assert not any(" " in i for i in ids)  # the layouts are forward ops only
 
 
 @pytest.mark.parametrize("family", ["smooth", "orthogonality", "rank_one", "langevin"])
@@ -302,7 +375,7 @@ def test_gemm_column_and_skipped_peers(monkeypatch):
     """The "% GEMM" column appears only with GEMM-bound rows; a peer whose k x k Gram is over
     the limit is recorded as skipped (with the reason), not as an error."""
     plan = Plan.for_size("tiny")
-    (smooth_case,) = get_cases("tiny", ["numba"], ops=["logsumexp"], dtypes=["float64"])
+    smooth_case = get_cases("tiny", ["numba"], ops=["logsumexp"], dtypes=["float64"])[0]
     smooth_row = run_case(smooth_case, plan, bandwidth=None, peers=["numpy"])
     header, _ = report.table_rows(BenchResult("tiny", ["numba"], {}, {}, [smooth_row], "", 0.0))
     assert "% GEMM" not in header and smooth_row.gemm is None
@@ -350,6 +423,8 @@ def test_cli_bench_plot(tmp_path, capsys, monkeypatch):
 def test_cli_bench_usage_errors(capsys):
     assert main(["bench", "--tiny", "--op", "not_an_op"]) == 2
     assert "unknown op" in capsys.readouterr().err
+    assert main(["bench", "--tiny", "--plain", "--shape", "67x129 ax2"]) == 2
+    assert "no selected case has shape" in capsys.readouterr().err
     if not installed("cupy"):
         assert main(["bench", "--tiny", "--backend", "cupy"]) == 2
         assert "cupy" in capsys.readouterr().err
@@ -478,6 +553,8 @@ def _wide_result():
     rows = [
         _fake_row(_case("log_softmax_backward", dtype="float64", shape=(1048576, 16)), 0.02,
                   [(p, 0.05) for p in cpu]),
+        _fake_row(_case("log_softmax", dtype="float64", shape_label="64x4096x64 ax1"), 0.02,
+                  [(p, 0.05) for p in cpu]),
         _fake_row(_case("expm_rank1_chain_apply", "rank_one", dtype="float64"), 123.4,
                   [(p, 1e4) for p in cpu]),
         _fake_row(_case("som_penalty_and_grad", "orthogonality", dtype="float32",
@@ -504,7 +581,8 @@ def test_tables_fit_80_columns():
     out = buf.getvalue()
     assert max(len(line) for line in out.splitlines()) <= 80
     assert "…" not in out  # nothing truncated
-    for text in ("rank1_chain", "123 s", "(idle)", "peers not installed: scipy"):
+    for text in ("rank1_chain", "123 s", "(idle)", "peers not installed: scipy",
+                 "64x4096x64 ax1"):
         assert text in out
     buf = io.StringIO()
     report.render_plain(result, buf)

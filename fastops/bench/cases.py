@@ -241,11 +241,14 @@ def get_cases(
     families: Sequence[str] | None = None,
     ops: Sequence[str] | None = None,
     dtypes: Sequence[str] | None = None,
+    shapes: Sequence[str] | None = None,
 ) -> list[Case]:
     """The cases of ``families`` (all by default) on ``backends``.
 
     ``ops`` selects ops by name across families (an op no family defines raises ValueError,
-    so a typo on the command line is not a silent empty run); ``dtypes`` filters by dtype.
+    so a typo on the command line is not a silent empty run); ``dtypes`` filters by dtype;
+    ``shapes`` by :attr:`Case.shape_str`, the shape as the tables print it (e.g.
+    "4096x4096", "4096x4096 ax0"; one that no selected case has raises ValueError).
     """
     if size not in SIZES:
         raise ValueError(f"get_cases: size must be one of {SIZES}, got {size!r}")
@@ -266,4 +269,13 @@ def get_cases(
             cases.extend(fam.cases_fn(size, backend, selected))
     if dtypes:
         cases = [c for c in cases if c.dtype in dtypes]
+    if shapes:
+        known_shapes = list(dict.fromkeys(c.shape_str for c in cases))
+        unknown = [s for s in shapes if s not in known_shapes]
+        if unknown:
+            raise ValueError(
+                f"no selected case has shape(s) {', '.join(map(repr, unknown))}; choose from "
+                f"{', '.join(known_shapes)}"
+            )
+        cases = [c for c in cases if c.shape_str in shapes]
     return cases

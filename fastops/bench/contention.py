@@ -267,6 +267,7 @@ def run_contention(
     on_step: StepFn | None = None,
     on_competitors: Callable[[list[int]], None] | None = None,
     idle_gap: float | None = None,
+    shapes: Sequence[str] | None = None,
 ) -> ContentionResult:
     """Time every selected CPU case quiet, quiet on one thread, then with ``competitors``
     busy processes running (started once, after the quiet phases), all in this run.
@@ -290,7 +291,8 @@ def run_contention(
     run_backends, skipped = resolve_backends("numba")
     if not run_backends:
         raise ValueError(f"--contend times the CPU backend, which is not usable: {skipped}")
-    cases = get_cases(size, run_backends, families=families, ops=ops, dtypes=dtypes)
+    cases = get_cases(size, run_backends, families=families, ops=ops, dtypes=dtypes,
+                      shapes=shapes)
     rows = [ContendedRow(case) for case in cases]
     if on_start:
         on_start(3 * len(rows))

@@ -22,7 +22,9 @@ Peer names (the columns of the report):
   in that column is "GPU over CPU".
 
 The building blocks (:func:`numpy_peer`, :func:`torch_peer`, :func:`host_copy_peer`,
-:func:`torch_usable`) are shared by the families; :func:`peers_for` is the smooth family's.
+:func:`torch_usable`) are shared by the families; :func:`peers_for` is the smooth family's:
+its peers reduce over the case's ``axis`` (default -1), on the case's own arrays, so an
+F-ordered input reaches them F-ordered (``torch.from_numpy`` keeps the strides).
 A peer that cannot run a case by design (e.g. it would need a 17 GB temporary) raises
 :class:`~fastops.bench.cases.PeerSkipped`, which the runner records as "skip", not "error".
 """
@@ -120,41 +122,45 @@ def _torch_cuda() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def _torch_forward(op: str) -> Callable[..., Any] | None:
+def _torch_forward(op: str, axis: int = -1) -> Callable[..., Any] | None:
+    """torch's call for forward ``op`` reduced over dim ``axis`` (soft_argmax: the softmax
+    over ``axis``, moved last, times the index vector ``j``; a no-op move for -1)."""
     import torch
 
     if op in ("logsumexp", "smooth_max"):
-        return lambda x: torch.logsumexp(x, dim=-1)
+        return lambda x: torch.logsumexp(x, dim=axis)
     if op == "softmax":
-        return lambda x: torch.softmax(x, dim=-1)
+        return lambda x: torch.softmax(x, dim=axis)
     if op == "log_softmax":
-        return lambda x: torch.log_softmax(x, dim=-1)
+        return lambda x: torch.log_softmax(x, dim=axis)
     if op == "soft_argmax":
-        return lambda x, j: torch.softmax(x, dim=-1) @ j
+        return lambda x, j: torch.movedim(torch.softmax(x, dim=axis), axis, -1) @ j
     return None
 
 
-def _torch_backward(op: str) -> Callable[..., Any] | None:
+def _torch_backward(op: str, axis: int = -1) -> Callable[..., Any] | None:
+    """torch's backward of ``op`` over dim ``axis``; a per-row argument (``out``, ``dout``:
+    the reduced shape) is broadcast back with ``unsqueeze(axis)``."""
     import torch
 
     if op == "logsumexp_backward":
-        return lambda a, out, dout: dout.unsqueeze(-1) * torch.exp(a - out.unsqueeze(-1))
+        return lambda a, out, dout: dout.unsqueeze(axis) * torch.exp(a - out.unsqueeze(axis))
     if op == "softmax_backward":
         if hasattr(torch, "_softmax_backward_data"):
-            return lambda y, dy: torch._softmax_backward_data(dy, y, -1, y.dtype)
-        return lambda y, dy: y * (dy - (y * dy).sum(-1, keepdim=True))
+            return lambda y, dy: torch._softmax_backward_data(dy, y, axis, y.dtype)
+        return lambda y, dy: y * (dy - (y * dy).sum(axis, keepdim=True))
     if op == "log_softmax_backward":
         if hasattr(torch, "_log_softmax_backward_data"):
-            return lambda y, dy: torch._log_softmax_backward_data(dy, y, -1, y.dtype)
-        return lambda y, dy: dy - torch.exp(y) * dy.sum(-1, keepdim=True)
+            return lambda y, dy: torch._log_softmax_backward_data(dy, y, axis, y.dtype)
+        return lambda y, dy: dy - torch.exp(y) * dy.sum(axis, keepdim=True)
     if op == "smooth_max_backward":
-        return lambda x, dout: dout.unsqueeze(-1) * torch.softmax(x, dim=-1)
+        return lambda x, dout: dout.unsqueeze(axis) * torch.softmax(x, dim=axis)
     if op == "soft_argmax_backward":
 
         def soft_argmax_backward(x: Any, dout: Any, j: Any) -> Any:
-            p = torch.softmax(x, dim=-1)
+            p = torch.movedim(torch.softmax(x, dim=axis), axis, -1)
             y = p @ j
-            return dout.unsqueeze(-1) * p * (j - y.unsqueeze(-1))
+            return torch.movedim(dout.unsqueeze(-1) * p * (j - y.unsqueeze(-1)), -1, axis)
 
         return soft_argmax_backward
     return None
@@ -227,10 +233,10 @@ def host_copy_peer(fastops_call: Callable[..., Any]) -> Impl:
     )
 
 
-def _torch_peer(op: str, device: str) -> Impl | None:
+def _torch_peer(op: str, device: str, axis: int = -1) -> Impl | None:
     if not torch_usable(device):
         return None
-    fn = _torch_forward(op) or _torch_backward(op)
+    fn = _torch_forward(op, axis) or _torch_backward(op, axis)
     if fn is None:
         return None
     prepare = None
@@ -239,12 +245,12 @@ def _torch_peer(op: str, device: str) -> Impl | None:
 
         def prepare(tensors: tuple) -> tuple:
             x = tensors[0]
-            return tensors + (torch.arange(x.shape[-1], dtype=x.dtype, device=x.device),)
+            return tensors + (torch.arange(x.shape[axis], dtype=x.dtype, device=x.device),)
 
     return torch_peer("torch", "", fn, device, prepare)
 
 
-def _scipy_peer(op: str, module: str, name: str, clock: str) -> Impl | None:
+def _scipy_peer(op: str, module: str, name: str, clock: str, axis: int = -1) -> Impl | None:
     fname = _SCIPY_NAMES.get(op)
     if fname is None or not installed(module.split(".")[0]):
         return None
@@ -258,7 +264,7 @@ def _scipy_peer(op: str, module: str, name: str, clock: str) -> Impl | None:
     return Impl(
         name=name,
         label=f"{module}.special.{fname}",
-        call=lambda x: fn(x, axis=-1),
+        call=lambda x: fn(x, axis=axis),
         clock=clock,
         slow=name == "scipy",
     )
@@ -270,12 +276,14 @@ def peers_for(
     fastops_call: Callable[..., Any],
     reference_call: Callable[..., Any] | None,
     wanted: Sequence[str] | None = None,
+    axis: int = -1,
 ) -> tuple[Impl, ...]:
     """The peers of one op on ``device`` ("cpu" or "cuda") that are installed here.
 
     ``fastops_call`` is the case's own call (reused on host copies as the ``numba`` peer of a
-    GPU case); ``reference_call`` the NumPy reference taking the same arguments. ``wanted``
-    restricts the peers by name (default: all of :data:`PEER_NAMES`).
+    GPU case); ``reference_call`` the NumPy reference taking the same arguments (both already
+    reduce over ``axis``). ``wanted`` restricts the peers by name (default: all of
+    :data:`PEER_NAMES`); ``axis`` is the axis the scipy, cupyx and torch peers reduce over.
     """
     wanted = PEER_NAMES if wanted is None else tuple(wanted)
     on_gpu = device == "cuda"
@@ -283,11 +291,11 @@ def peers_for(
     if "numpy" in wanted and reference_call is not None:
         peers.append(numpy_peer(reference_call, "fastops.smooth.reference (NumPy)", device))
     if "scipy" in wanted and not on_gpu:
-        peers.append(_scipy_peer(op, "scipy", "scipy", "host"))
+        peers.append(_scipy_peer(op, "scipy", "scipy", "host", axis))
     if "torch" in wanted:
-        peers.append(_torch_peer(op, device))
+        peers.append(_torch_peer(op, device, axis))
     if "cupyx" in wanted and on_gpu:
-        peers.append(_scipy_peer(op, "cupyx.scipy", "cupyx", "cupy"))
+        peers.append(_scipy_peer(op, "cupyx.scipy", "cupyx", "cupy", axis))
     if "numba" in wanted and on_gpu:
         peers.append(host_copy_peer(fastops_call))
     return tuple(p for p in peers if p is not None)

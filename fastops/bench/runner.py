@@ -343,12 +343,14 @@ def run_bench(
     on_start: Callable[[int], None] | None = None,
     on_step: StepFn | None = None,
     idle_gap: float | None = None,
+    shapes: Sequence[str] | None = None,
 ) -> BenchResult:
     """Measure the copy bandwidth of each device, then run every selected case.
 
     ``backend`` is "numba", "cupy" or "all" (every available one). ``peers`` names the peers
     to time (None: every installed one; the result then lists the missing ones with how to
-    install them). ``idle_gap`` overrides the plan's sleep before each timed small call.
+    install them); ``shapes`` keeps the cases of these shape labels (:func:`get_cases`).
+    ``idle_gap`` overrides the plan's sleep before each timed small call.
     ``on_start(total)`` is called once the number of cases is known;
     ``on_step(description, case_done)`` before each timed implementation and after each case
     (for a progress bar).
@@ -361,7 +363,8 @@ def run_bench(
     if idle_gap is not None:
         plan = dataclasses.replace(plan, idle_gap=idle_gap)
     run_backends, skipped = resolve_backends(backend)
-    cases = get_cases(size, run_backends, families=families, ops=ops, dtypes=dtypes)
+    cases = get_cases(size, run_backends, families=families, ops=ops, dtypes=dtypes,
+                      shapes=shapes)
     if on_start:
         on_start(len(cases))
     bandwidth = measure_bandwidths(run_backends, plan, on_step)

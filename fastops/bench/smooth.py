@@ -1,13 +1,24 @@
 """Benchmark cases of the smooth family: logsumexp, softmax, log_softmax, smooth_max,
-soft_argmax and their backward functions, reduced along the last axis of a (rows, n) array.
+soft_argmax and their backward functions, reduced along the last axis of a (rows, n) array
+(the layouts cases below: other axes and memory orders).
 
 Shapes follow ``performance.md``: a square matrix, many short rows and few very long rows on
 the CPU; on the GPU the same three regimes at GPU scale plus wide attention-like rows.
+
+The layouts cases (:data:`LAYOUTS`; the full run, not --quick; forward ops) time the same
+ops over other axes and memory orders, beside the (4096, 4096) axis=-1 rows: on the CPU axis
+0 of a C-contiguous (4096, 4096) array ("4096x4096 ax0"), axis -1 of a Fortran-ordered one
+("F 4096x4096") and the middle axis of a (64, 4096, 64) array ("64x4096x64 ax1"), which the
+CPU backend reduces where the input lies, without a copy; on the GPU only the axis-0 analogue
+of the (65536, 1024) rows ("65536x1024 ax0"). Their peers reduce over the same axis of the
+same arrays (F-ordered where fastops' is).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -62,8 +73,66 @@ SMALL_CALLS: tuple[tuple[str, tuple[int, int]], ...] = (
 SMALL_CALL_DTYPE = "float32"
 
 
+@dataclass(frozen=True)
+class Layout:
+    """An input of a smooth case: its shape, memory order ("C" or "F") and reduced axis."""
+
+    shape: tuple[int, ...]
+    axis: int = -1
+    order: str = "C"
+
+    @property
+    def n(self) -> int:
+        """The reduced length."""
+        return self.shape[self.axis]
+
+    @property
+    def rows(self) -> int:
+        """The number of kept elements: one reduction each."""
+        return math.prod(self.shape) // self.n
+
+    @property
+    def reduced_shape(self) -> tuple[int, ...]:
+        """The shape of a per-row value (``dout`` of a reduction's backward)."""
+        axis = self.axis % len(self.shape)
+        return self.shape[:axis] + self.shape[axis + 1:]
+
+    @property
+    def label(self) -> str:
+        """The case's ``shape_label``: "" for the plain C-ordered last-axis case (the table
+        then prints the shape), else e.g. "4096x4096 ax0", "F 4096x4096", "64x4096x64 ax1"."""
+        axis = self.axis % len(self.shape)
+        if self.order == "C" and axis == len(self.shape) - 1:
+            return ""
+        prefix = "F " if self.order == "F" else ""
+        suffix = "" if axis == len(self.shape) - 1 else f" ax{axis}"
+        return prefix + "x".join(str(d) for d in self.shape) + suffix
+
+
+#: The layouts cases per (device, size): the forward ops (:data:`LAYOUT_OPS`) over other axes
+#: and memory orders, in both dtypes of the size; none in --quick (its one-minute budget).
+LAYOUTS: dict[tuple[str, str], tuple[Layout, ...]] = {
+    ("cpu", "full"): (
+        Layout((4096, 4096), axis=0),
+        Layout((4096, 4096), axis=-1, order="F"),
+        Layout((64, 4096, 64), axis=1),
+    ),
+    ("cpu", "tiny"): (
+        Layout((67, 129), axis=0),
+        Layout((67, 129), axis=-1, order="F"),
+        Layout((5, 67, 19), axis=1),
+    ),
+    ("cuda", "full"): (Layout((65536, 1024), axis=0),),
+    ("cuda", "tiny"): (Layout((1031, 65), axis=0),),
+}
+LAYOUT_OPS: tuple[str, ...] = FORWARD_OPS
+
+
 def nbytes_floor(op: str, rows: int, n: int, itemsize: int) -> int:
-    """Bytes the op must move: each input read once, each output written once."""
+    """Bytes the op must move: each input read once, each output written once.
+
+    ``rows``: the number of reductions (the kept elements: the product of the other axes),
+    ``n``: the reduced length; the same for every axis and memory order."""
     full = rows * n * itemsize
     row = rows * itemsize
     if op in ("logsumexp", "smooth_max", "soft_argmax"):
@@ -79,39 +148,43 @@ def nbytes_floor(op: str, rows: int, n: int, itemsize: int) -> int:
     raise ValueError(f"nbytes_floor: unknown smooth op {op!r}")
 
 
-def _inputs(op: str, backend: str, shape: tuple[int, int], dtype: str) -> Callable[[int], tuple]:
+def _inputs(op: str, backend: str, layout: Layout, dtype: str) -> Callable[[int], tuple]:
     """``make_inputs(seed)`` for ``op``: realistic values (softmax outputs where the op
-    expects them), distinct random streams per argument and per rotated set."""
-    rows = (shape[0],)
+    expects them), distinct random streams per argument and per rotated set.
+
+    An F-ordered input is the transpose of a C-ordered draw of the reversed shape (no copy; a
+    simplex there sums to one along its first axis: the layouts cases are forward ops)."""
+
+    def array(seed: int, kind: str = "normal") -> Any:
+        if layout.order == "F":
+            return random_array(backend, layout.shape[::-1], dtype, seed, kind).T
+        return random_array(backend, layout.shape, dtype, seed, kind)
 
     def make(seed: int) -> tuple:
         s = 16 * seed  # room for several arguments per input set
 
-        def x(kind: str = "normal") -> Any:
-            return random_array(backend, shape, dtype, s, kind)
-
         def dout() -> Any:
-            return random_array(backend, rows, dtype, s + 1)
+            return random_array(backend, layout.reduced_shape, dtype, s + 1)
 
         if op in FORWARD_OPS:
-            return (x(),)
+            return (array(s),)
         if op == "softmax_backward":
-            return (x("simplex"), random_array(backend, shape, dtype, s + 2))
+            return (array(s, "simplex"), array(s + 2))
         if op == "log_softmax_backward":
-            return (x("log_simplex"), random_array(backend, shape, dtype, s + 2))
+            return (array(s, "log_simplex"), array(s + 2))
         if op == "logsumexp_backward":
             import fastops
 
-            a = x()
-            return (a, fastops.logsumexp(a, axis=-1), dout())
-        return (x(), dout())
+            a = array(s)
+            return (a, fastops.logsumexp(a, axis=layout.axis), dout())
+        return (array(s), dout())
 
     return make
 
 
-def _axis_last(fn: Callable[..., Any]) -> Callable[..., Any]:
+def _on_axis(fn: Callable[..., Any], axis: int) -> Callable[..., Any]:
     def call(*args: Any) -> Any:
-        return fn(*args, axis=-1)
+        return fn(*args, axis=axis)
 
     call.__name__ = getattr(fn, "__name__", "call")
     return call
@@ -125,26 +198,29 @@ def smooth_cases(
     ``ops``: the ops to build (default: all ops, or :data:`QUICK_OPS` for "quick"); an op
     named explicitly is built at every shape of the size, even when "quick" would skip it.
     Rows are ordered by dtype, shape, op, so that consecutive cases share cached inputs; the
+    layouts cases (:data:`LAYOUTS`, the forward ops among ``ops``) end each dtype's rows; the
     small calls (:data:`SMALL_CALLS`, CPU only) come last.
     """
     device = check_request("smooth_cases", backend, ops, OPS)
     shapes, dtypes = _SHAPES[(device, size)]
     quick_ops = QUICK_OPS_GPU if device == "cuda" else QUICK_OPS
     selected = tuple(ops) if ops else (quick_ops if size == "quick" else OPS)
-    grid: list[tuple[str, tuple[int, int]]] = [(op, shape) for shape in shapes for op in selected]
+    grid: list[tuple[str, Layout]] = [(op, Layout(shape)) for shape in shapes for op in selected]
     if size == "quick":
-        grid += [(op, shape) for op, shape in _QUICK_EXTRA[device] if op in selected]
+        grid += [(op, Layout(shape)) for op, shape in _QUICK_EXTRA[device] if op in selected]
+    grid += [(op, layout) for layout in LAYOUTS.get((device, size), ())
+             for op in selected if op in LAYOUT_OPS]
     # --quick leaves out the NumPy reference (the executable spec, not what a user would call)
     # on the large shapes: with its warm-up, 2-4 s per row on two cores, a sixth of the minute.
     with_reference = size != "quick"
     cases = [
-        _case(op, shape, dtype, backend, device, with_reference=with_reference)
+        _case(op, layout, dtype, backend, device, with_reference=with_reference)
         for dtype in dtypes
-        for op, shape in grid
+        for op, layout in grid
     ]
     if device == "cpu":
         cases += [
-            _case(op, shape, SMALL_CALL_DTYPE, backend, device, small_call=True)
+            _case(op, Layout(shape), SMALL_CALL_DTYPE, backend, device, small_call=True)
             for op, shape in SMALL_CALLS
             if op in selected
         ]
@@ -152,21 +228,21 @@ def smooth_cases(
 
 
 def _case(
-    op: str, shape: tuple[int, int], dtype: str, backend: str, device: str,
+    op: str, layout: Layout, dtype: str, backend: str, device: str,
     small_call: bool = False, with_reference: bool = True,
 ) -> Case:
     import fastops
     from fastops.smooth import reference
 
-    call = _axis_last(getattr(fastops, op))
+    call = _on_axis(getattr(fastops, op), layout.axis)
     return Case(
         family="smooth",
         op=op,
-        shape=shape,
+        shape=layout.shape,
         dtype=dtype,
         backend=backend,
-        nbytes=nbytes_floor(op, shape[0], shape[1], np.dtype(dtype).itemsize),
-        make_inputs=_inputs(op, backend, shape, dtype),
+        nbytes=nbytes_floor(op, layout.rows, layout.n, np.dtype(dtype).itemsize),
+        make_inputs=_inputs(op, backend, layout, dtype),
         impl=Impl(
             name="fastops",
             label=f"fastops.{op} ({backend})",
@@ -174,7 +250,9 @@ def _case(
             clock="cupy" if device == "cuda" else "host",
         ),
         peer_fn=partial(peers_for, op, device, call,
-                        _axis_last(getattr(reference, op)) if with_reference else None),
+                        _on_axis(getattr(reference, op), layout.axis) if with_reference else None,
+                        axis=layout.axis),
+        shape_label=layout.label,
         small_call=small_call,
     )
 
