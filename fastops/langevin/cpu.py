@@ -28,7 +28,6 @@ from .._vecmath import fast_exp, maxnum
 from ..random.cpu import (
     _normals32_call,
     _normals64_call,
-    chunk_blocks,
     full_blocks,
     normals32,
     normals64,
@@ -245,7 +244,7 @@ def step(x: np.ndarray, score: np.ndarray, out: np.ndarray, c1: float, c2: float
     per_block = 4 if dtype == "float32" else 2
     blocks = full_blocks(offset, x.size, per_block)
     with Launch(blocks, per_block * _NS_PER_STEP_ELEMENT[dtype],
-                chunk_blocks(blocks, per_block * x.itemsize)) as (variant, work):
+                item_out_bytes=per_block * x.itemsize) as (variant, work):
         _STEP[(dtype, inplace)][variant](x, score, x if inplace else out, t(c1), t(c2),
                                          *stream_words(seed, stream), np.int64(offset), work)
 

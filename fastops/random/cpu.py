@@ -250,24 +250,10 @@ _NS_PER_VALUE = {
 
 
 # Fresh output arrays (every generator call, an out-of-place Langevin step) are faulted in by
-# the kernel itself, and NumPy asks for transparent huge pages on large arrays (madvise): the
-# first thread to touch a 2 MiB page zeroes it while any other thread touching it waits. Chunks
-# of CHUNK_NS work (416 KiB of float32 uniforms) put both threads in most huge pages: 2^25
-# float32 uniforms into a fresh array on 2 threads took 33.1 ms, against 27.3 ms with chunks of
-# one huge page (28.6 ms under the old static split; medians of 15, 2026-12-02; no difference
-# into a preallocated array). So a call of at least _HUGE_PAGE_CHUNKS_MIN huge pages of output
-# takes its chunks a huge page at a time; a smaller one keeps CHUNK_NS chunks, which balance
-# better near the parallel threshold (here a chunk is at most 1/32 of the call).
-_HUGE_PAGE_BYTES = 2 << 20
-_HUGE_PAGE_CHUNKS_MIN = 32
-
-
-def chunk_blocks(blocks: int, block_bytes: int) -> int | None:
-    """Blocks per chunk of a kernel that writes ``blocks`` blocks of ``block_bytes`` bytes
-    each into a possibly fresh array: one huge page of output for a large call, else None
-    (Launch's CHUNK_NS default)."""
-    per_page = _HUGE_PAGE_BYTES // block_bytes
-    return per_page if blocks >= _HUGE_PAGE_CHUNKS_MIN * per_page else None
+# the kernel itself, 2 MiB transparent huge pages at a time: the fills pass their output bytes
+# per block to Launch, which then takes a huge page of a large output per chunk (fastops._numba's
+# HUGE_PAGE_BYTES; measured here: 2^25 float32 uniforms into a fresh array on 2 threads 33.1 ms
+# with 100 us chunks, 27.3 ms with one huge page per chunk, 28.6 ms under the old static split).
 
 
 def full_blocks(offset: int, n: int, per_block: int) -> int:
@@ -411,7 +397,7 @@ def fill(kind: str, out: np.ndarray, seed: int, stream: int, offset: int) -> Non
     per_block = 4 if key[1] == "float32" else 2
     blocks = full_blocks(offset, out.size, per_block)
     with Launch(blocks, per_block * _NS_PER_VALUE[key],
-                chunk_blocks(blocks, per_block * out.itemsize)) as (variant, work):
+                item_out_bytes=per_block * out.itemsize) as (variant, work):
         _FILL[key][variant](out, np.int64(offset), *stream_words(seed, stream), work)
 
 

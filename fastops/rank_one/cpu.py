@@ -50,14 +50,10 @@ _NS_PER_ELEMENT = 0.5
 # (apply), 99 ns (a chain factor). The backward kernels count 2 per factor (φ'(s) too:
 # measured 126 ns for apply_backward, 218 ns per factor of chain_backward).
 _NS_PER_FACTOR = 100.0
-# NumPy backs allocations of 4 MiB and more with transparent huge pages (madvise), zeroed on
-# their first touch 2 MiB at a time: threads writing interleaved 100 us chunks of a fresh output
-# fault the same huge pages and wait for one another. Measured on apply (65536, 64) float64,
-# 2 threads, fresh output, medians of 61 alternated calls: 9.4 ms with chunks of 438 entries
-# (100 us), 8.5 ms with 4096 (2 MiB of output), 8.4 ms with 8192, 8.3 ms for the static
-# halves of Numba's prange; with a reused output 6.1, 5.7 and 6.6 ms (static). So the kernels
-# dominated by writing their outputs take at least a huge page of output rows per chunk.
-_HUGE_PAGE_BYTES = 2 << 20
+# The kernels dominated by writing their outputs pass their output bytes per item to Launch,
+# which then takes at least a huge page of a large fresh output per chunk (fastops._numba's
+# HUGE_PAGE_BYTES, measured on apply (65536, 64) float64: 9.4 ms with 100 us chunks against
+# 8.5 ms).
 #: Entries a chain task walks through shared factors together (their float64 vectors, 16·k·8
 #: bytes, stay in L1 for k up to a few hundred). Per-entry factors go one entry at a time:
 #: there the factors' reads are the cost, and 16 interleaved streams defeat the prefetcher
@@ -448,12 +444,6 @@ def _index(idx: np.ndarray | None) -> np.ndarray:
     return _NO_INDEX if idx is None else idx
 
 
-def _output_chunk(entry_ns: float, out_row_bytes: int) -> int:
-    """Items per chunk of a kernel writing one fresh output row of ``out_row_bytes`` per item:
-    CHUNK_NS of work, but at least a huge page of the output (see _HUGE_PAGE_BYTES)."""
-    return max(int(CHUNK_NS // entry_ns), -(-_HUGE_PAGE_BYTES // out_row_bytes))
-
-
 def logdet(x: np.ndarray, ix: np.ndarray | None, y: np.ndarray, iy: np.ndarray | None,
            B: int) -> np.ndarray:
     """s[b] = yᵀx, (B,) of x's dtype."""
@@ -472,7 +462,7 @@ def dense(x: np.ndarray, ix: np.ndarray | None, y: np.ndarray, iy: np.ndarray | 
     with Launch(B, 2 * k * _NS_PER_ELEMENT + _NS_PER_FACTOR) as (variant, work):
         _phi_entries[variant](x, _index(ix), y, _index(iy), phi, work)
     row_ns = k * _NS_PER_ELEMENT  # the items are the rows of E
-    with Launch(B * k, row_ns, chunk=_output_chunk(row_ns, k * out.itemsize)) as (variant, work):
+    with Launch(B * k, row_ns, item_out_bytes=k * out.itemsize) as (variant, work):
         _dense[variant](x, _index(ix), y, _index(iy), phi, out, work)
     return out
 
@@ -482,8 +472,7 @@ def apply(x: np.ndarray, ix: np.ndarray | None, y: np.ndarray, iy: np.ndarray | 
     """z[b] = E v (or E⁻¹ v), (B, k) of the operands' dtype."""
     out = np.empty((B, x.shape[1]), dtype=x.dtype)
     entry_ns = 4 * x.shape[1] * _NS_PER_ELEMENT + _NS_PER_FACTOR  # x, y, v read, z written
-    chunk = _output_chunk(entry_ns, out.shape[1] * out.itemsize)
-    with Launch(B, entry_ns, chunk=chunk) as (variant, work):
+    with Launch(B, entry_ns, item_out_bytes=out.shape[1] * out.itemsize) as (variant, work):
         _apply[variant](x, _index(ix), y, _index(iy), v, _index(iv), inverse, out, work)
     return out
 
@@ -497,8 +486,8 @@ def apply_backward(x: np.ndarray, ix: np.ndarray | None, y: np.ndarray, iy: np.n
     dx, dy, dv = (np.empty(shape, dtype=x.dtype) for _ in range(3))
     # x, y, v, dz read, dx, dy, dv written; φ and φ'
     entry_ns = 7 * x.shape[1] * _NS_PER_ELEMENT + 2 * _NS_PER_FACTOR
-    chunk = _output_chunk(entry_ns, shape[1] * dx.itemsize)
-    with Launch(B, entry_ns, chunk=chunk) as (variant, work):
+    # (item_out_bytes per output array: each of the three gets its own huge pages)
+    with Launch(B, entry_ns, item_out_bytes=shape[1] * dx.itemsize) as (variant, work):
         _apply_backward[variant](x, _index(ix), y, _index(iy), v, _index(iv), dz, _index(idz),
                                  inverse, dx, dy, dv, work)
     return dx, dy, dv

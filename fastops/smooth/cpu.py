@@ -976,13 +976,17 @@ _NS_PER_ELEMENT = {
 }
 
 
-def _row_launch(x: np.ndarray, kind: str, nseg: int = 1) -> Launch:
+def _row_launch(x: np.ndarray, kind: str, nseg: int = 1, writes: bool = False) -> Launch:
     """The schedule of a kernel over x's rows (each cut into nseg segments), or over its tiles
-    of _TILE rows when the rows are short."""
+    of _TILE rows when the rows are short. ``writes``: the kernel writes a fresh output of x's
+    size (its chunks then cover whole huge pages of it, see fastops._numba.HUGE_PAGE_BYTES)."""
     rows, n = x.shape
     if kind == "short":
-        return Launch(-(-rows // _TILE), _TILE * n * _NS_PER_ELEMENT["short"])
-    return Launch(rows * nseg, -(-n // nseg) * _NS_PER_ELEMENT[kind])
+        return Launch(-(-rows // _TILE), _TILE * n * _NS_PER_ELEMENT["short"],
+                      item_out_bytes=_TILE * n * x.itemsize if writes else 0)
+    seg = -(-n // nseg)
+    return Launch(rows * nseg, seg * _NS_PER_ELEMENT[kind],
+                  item_out_bytes=seg * x.itemsize if writes else 0)
 
 
 def _column_launch(x: np.ndarray, width: int, kind: str) -> Launch:
@@ -1107,13 +1111,13 @@ def softmax(x: np.ndarray, mask: np.ndarray | None, scale: float, log: bool) -> 
     nseg = _segments(*x.shape, "softmax")
     if nseg > 1:
         row_state = _row_state(x, mask, scale, nseg, False)
-        with _row_launch(x, "softmax", nseg) as (variant, work):
+        with _row_launch(x, "softmax", nseg, writes=True) as (variant, work):
             _softmax_segments[variant](x, mask, scale, log, nseg, row_state, y, work)
     elif x.shape[1] <= _SHORT_ROW:
-        with _row_launch(x, "short") as (variant, work):
+        with _row_launch(x, "short", writes=True) as (variant, work):
             _short_softmax[variant](x, mask, scale, log, y, work)
     else:
-        with _row_launch(x, "softmax") as (variant, work):
+        with _row_launch(x, "softmax", writes=True) as (variant, work):
             _softmax_rows[variant](x, mask, scale, log, y, work)
     return y
 
@@ -1124,14 +1128,14 @@ def _prob_grad(x, mask, scale, dout, index_weighted):
     nseg = _segments(*x.shape, "prob_grad")
     if nseg > 1:
         row_state = _row_state(x, mask, scale, nseg, index_weighted)
-        with _row_launch(x, "prob_grad", nseg) as (variant, work):
+        with _row_launch(x, "prob_grad", nseg, writes=True) as (variant, work):
             _prob_grad_segments[variant](x, mask, scale, dout, index_weighted, nseg, row_state,
                                          dx, work)
     elif x.shape[1] <= _SHORT_ROW:
-        with _row_launch(x, "short") as (variant, work):
+        with _row_launch(x, "short", writes=True) as (variant, work):
             _short_prob_grad[variant](x, mask, scale, dout, index_weighted, dx, work)
     else:
-        with _row_launch(x, "prob_grad") as (variant, work):
+        with _row_launch(x, "prob_grad", writes=True) as (variant, work):
             _prob_grad_rows[variant](x, mask, scale, dout, index_weighted, dx, work)
     return dx
 
@@ -1152,7 +1156,7 @@ def lse_backward(x: np.ndarray, b: np.ndarray | None, mask: np.ndarray | None,
                  out: np.ndarray, dout: np.ndarray) -> np.ndarray:
     """dout * b * exp(x - out); 0 where masked, b == 0, x == -inf or out == -inf."""
     dx = np.empty_like(x)
-    with _row_launch(x, "backward") as (variant, work):
+    with _row_launch(x, "backward", writes=True) as (variant, work):
         _lse_backward_rows[variant](x, b, mask, out.astype(x.dtype), dout.astype(x.dtype), dx,
                                     work)
     return dx
@@ -1162,6 +1166,6 @@ def softmax_backward(y: np.ndarray, dy: np.ndarray, mask: np.ndarray | None, sca
                      log: bool) -> np.ndarray:
     """Gradient of softmax (log=False) or log_softmax (log=True) given the output y."""
     dx = np.empty_like(y)
-    with _row_launch(y, "backward") as (variant, work):
+    with _row_launch(y, "backward", writes=True) as (variant, work):
         _softmax_backward_rows[variant](y, dy, mask, scale, log, dx, work)
     return dx
