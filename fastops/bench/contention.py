@@ -35,7 +35,7 @@ from typing import Any
 
 from .cases import Case, get_cases
 from .devices import clear_input_cache, installed
-from .runner import Plan, StepFn, _error
+from .runner import Plan, StepFn, _error, run_header_json
 from .timing import Timing, measure
 
 #: Schema id of the contention JSON.
@@ -227,11 +227,7 @@ class ContentionResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "schema": SCHEMA,
-            "started": self.started,
-            "elapsed_s": self.elapsed_s,
-            "argv": self.argv,
-            "size": self.size,
+            **run_header_json(self, SCHEMA),
             "competitors": self.competitors,
             "competitor_pids": self.competitor_pids,
             "competitors_exited_early": self.competitors_exited_early,

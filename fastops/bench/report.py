@@ -269,6 +269,20 @@ def timing_note(size: str) -> str:
     )
 
 
+def _rows_notes(result: Any) -> list[str]:
+    """Footer lines both tables need: the small calls' idle gap, the abbreviated op names and
+    what --quick leaves out."""
+    lines = []
+    if any(r.case.small_call for r in result.rows):
+        lines.append(small_call_note(result.idle_gap))
+    note = _abbreviation_note([r.case.op for r in result.rows])
+    if note:
+        lines.append(note)
+    if result.size == "quick":
+        lines.append(QUICK_CPU_LEAVES_OUT + ".")
+    return lines
+
+
 def small_call_note(idle_gap: float) -> str:
     """How the small calls were timed."""
     if idle_gap > 0:
@@ -305,13 +319,7 @@ def footer_lines(result: BenchResult) -> list[str]:
             "GEMVs for spectral_norm) / fastops time. Targets, value + gradient: within 1.3x of "
             "the GEMMs on the CPU (>= 77%), 1.25x on the GPU (>= 80%)."
         )
-    if any(r.case.small_call for r in result.rows):
-        lines.append(small_call_note(result.idle_gap))
-    note = _abbreviation_note([r.case.op for r in result.rows])
-    if note:
-        lines.append(note)
-    if result.size == "quick":
-        lines.append(QUICK_CPU_LEAVES_OUT + ".")
+    lines += _rows_notes(result)
     unsettled = sum(
         1 for r in result.rows for t in [r.timing, *(p.timing for p in r.peers)]
         if t is not None and t.times and not t.settled
@@ -388,13 +396,7 @@ def contention_footer_lines(result: ContentionResult) -> list[str]:
         timing_note(result.size),
         "peers are not timed under --contend (fastops rows only).",
     ]
-    if any(r.case.small_call for r in result.rows):
-        lines.append(small_call_note(result.idle_gap))
-    note = _abbreviation_note([r.case.op for r in result.rows])
-    if note:
-        lines.append(note)
-    if result.size == "quick":
-        lines.append(QUICK_CPU_LEAVES_OUT + ".")
+    lines += _rows_notes(result)
     if result.competitors_exited_early:
         lines.append(
             f"warning: {result.competitors_exited_early} competitor(s) exited before the "

@@ -213,11 +213,7 @@ class BenchResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "schema": SCHEMA,
-            "started": self.started,
-            "elapsed_s": self.elapsed_s,
-            "argv": self.argv,
-            "size": self.size,
+            **run_header_json(self),
             "missing_peers": self.missing_peers,
             "idle_gap_s": self.idle_gap,
             "backends": self.backends,
@@ -232,6 +228,17 @@ StepFn = Callable[[str, bool], None]
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def run_header_json(result: Any, schema: str = SCHEMA) -> dict[str, Any]:
+    """The fields every bench result's JSON starts with (plain runs and --contend alike)."""
+    return {
+        "schema": schema,
+        "started": result.started,
+        "elapsed_s": result.elapsed_s,
+        "argv": result.argv,
+        "size": result.size,
+    }
 
 
 def _error(exc: BaseException) -> str:
