@@ -13,6 +13,12 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+import numpy as np
+
+#: A per-element argument as (distinct rows (k, n), row index (rows,)): row r is
+#: ``pair[0][pair[1][r]]``. See RowLayout.broadcast_rows.
+RowPair = tuple[Any, Any]
+
 
 @dataclass(frozen=True)
 class RowLayout:
@@ -60,6 +66,28 @@ class RowLayout:
         moved = arr if self.trailing else \
             xp.moveaxis(arr, self.axes, tuple(range(-len(self.axes), 0)))
         return xp.ascontiguousarray(moved.reshape(self.rows, self.n), dtype=dtype)
+
+    def broadcast_rows(self, xp: Any, arr: Any, dtype: Any) -> RowPair:
+        """A per-element argument (a mask, weights) broadcastable to ``self.shape``, as its
+        distinct rows and an index: ``(rows2d, index)`` with ``rows2d`` a C-contiguous
+        ``(k, n)`` array of ``dtype`` and ``index`` an ``(rows,)`` intp array such that row
+        ``r`` of the broadcast argument is ``rows2d[index[r]]``.
+
+        Only the kept axes along which ``arr`` really varies are copied: a key mask
+        ``(B, 1, 1, T)`` for scores ``(B, H, Q, T)`` becomes ``B`` rows, not ``B * H * Q``.
+        Broadcasting along the reduced axes is still materialised, once per distinct row.
+        An argument that varies along every kept axis costs the ``(rows, n)`` copy
+        :meth:`to_rows` makes, plus an identity index of 8 bytes per row.
+        """
+        full = xp.broadcast_to(arr, self.shape)
+        varying = {ax for ax in self.kept_axes if full.shape[ax] > 1 and full.strides[ax] != 0}
+        distinct = full[tuple(slice(None) if (ax in self.axes or ax in varying) else
+                              slice(0, 1) for ax in range(len(self.shape)))]
+        rows2d = RowLayout(tuple(distinct.shape), self.axes).to_rows(xp, distinct, dtype)
+        index_shape = tuple(self.shape[ax] if ax in varying else 1 for ax in self.kept_axes)
+        kept_shape = tuple(self.shape[ax] for ax in self.kept_axes)
+        index = xp.arange(rows2d.shape[0], dtype=np.intp).reshape(index_shape)
+        return rows2d, xp.ascontiguousarray(xp.broadcast_to(index, kept_shape).reshape(-1))
 
     def row_values(self, xp: Any, value: Any, keepdims: bool, dtype: Any) -> Any:
         """A per-row argument (``out``, ``dout``), given in the reduced shape, as ``(rows,)``."""

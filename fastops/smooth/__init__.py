@@ -74,8 +74,9 @@ class _Rows:
         else:
             self.x = None
             self.columns = self.view.array
+        # (distinct mask rows, row index): a mask broadcast over kept axes is not copied out
         self.mask = None if (mask is None or self.empty) else \
-            self.layout.to_rows(xp, mask, np.bool_)
+            self.layout.broadcast_rows(xp, mask, np.bool_)
 
     @property
     def row_dtype(self) -> np.dtype:
@@ -89,16 +90,16 @@ class _Rows:
         return self.layout.row_values(self.xp, arr, keepdims, self.row_dtype)
 
     def weights_arg(self, b: Any, dtype: Any) -> Any:
-        """logsumexp's ``b`` checked and broadcast to the input, as ``(rows, n)`` of ``dtype``;
-        None when not given or when there are no rows to compute."""
+        """logsumexp's ``b`` checked against the input's shape, as ``(distinct rows, row
+        index)`` (see RowLayout.broadcast_rows) of ``dtype``; None when not given or when there
+        are no rows to compute."""
         if b is None:
             return None
         weights = _checks.real_array(self.func, "b", b, self.xp)
         _checks.broadcastable(self.func, "b", weights.shape, self.layout.shape)
         if self.empty:
             return None
-        return self.layout.to_rows(self.xp, self.xp.broadcast_to(weights, self.layout.shape),
-                                   dtype)
+        return self.layout.broadcast_rows(self.xp, weights, dtype)
 
     def reduction(self, rows1d: Any, keepdims: bool) -> Any:
         """A per-row result in the reduced shape; a NumPy scalar for 0-d results, as NumPy and

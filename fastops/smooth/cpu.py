@@ -36,6 +36,7 @@ import numpy as np
 from numba import prange
 
 from .._numba import WORKERS, Launch, inline, jit_pair, next_chunk, worth_parallel
+from .._rows import RowPair
 from .._vecmath import fast_exp, fast_log1p, maxnum
 
 # Elements per block of the one-pass walk. 256 float64 are 2 KiB: the block's second read (the
@@ -62,8 +63,11 @@ _MIN_SEGMENT = 16384
 # ``x[r, start + k]`` keeps NumPy's negative-index wraparound check in the loop and stops LLVM
 # from vectorising it (measured: 0.60 ns per float32 element against 0.07 ns for the 1-D form).
 #
-# A mask row is None or a bool view; helpers receive it as an argument so that Numba compiles a
-# mask-free specialisation when it is None (branches on a None *argument* are pruned).
+# A mask is None or a pair (distinct rows, row index) from RowLayout.broadcast_rows: row r of
+# the mask is mask[0][mask[1][r]], so a mask broadcast over kept axes is never copied out (the
+# same pair carries logsumexp's b). A mask row is None or a bool view; helpers receive it as an
+# argument so that Numba compiles a mask-free specialisation when it is None (branches on a None
+# *argument* are pruned).
 
 
 @inline
@@ -84,7 +88,7 @@ def _block_max(row, mrow, ninf):
 
 @inline
 def _mask_row(mask, r):
-    return None if mask is None else mask[r]
+    return None if mask is None else mask[0][mask[1][r]]
 
 
 @inline
@@ -422,8 +426,7 @@ def _load_tile(x, mask, r0, tile):
     nrows = min(_TILE, x.shape[0] - r0)
     # Flat views of the (contiguous) block of rows and of the tile: the transposing copy with
     # flat indices took 0.53 ns per float32 element against 0.77 with 2-D indices.
-    _transpose_into(x[r0:r0 + nrows].ravel(), _mask_rows(mask, r0, r0 + nrows), x.shape[1],
-                    nrows, ninf, tile.ravel())
+    _transpose_into(x[r0:r0 + nrows].ravel(), mask, r0, x.shape[1], nrows, ninf, tile.ravel())
     for j in range(x.shape[1]):
         col = tile[j]
         for i in range(nrows, _TILE):
@@ -432,15 +435,15 @@ def _load_tile(x, mask, r0, tile):
 
 
 @inline
-def _mask_rows(mask, lo, hi):
-    return None if mask is None else mask[lo:hi].ravel()
+def _transpose_into(block, mask, r0, n, nrows, ninf, flat_tile):
+    for i in range(nrows):
+        _row_into_tile(block[i * n:(i + 1) * n], _mask_row(mask, r0 + i), i, ninf, flat_tile)
 
 
 @inline
-def _transpose_into(block, mblock, n, nrows, ninf, flat_tile):
-    for i in range(nrows):
-        for j in range(n):
-            flat_tile[j * _TILE + i] = _value(block, mblock, i * n + j, ninf)
+def _row_into_tile(row, mrow, i, ninf, flat_tile):
+    for j in range(row.size):
+        flat_tile[j * _TILE + i] = _value(row, mrow, j, ninf)
 
 
 @inline
@@ -513,16 +516,20 @@ def _fix_bad_rows(mask, r0, nrows, m, s, fill, out):
 def _store_tile(tile, mask, r0, nrows, fill, out):
     """out[r0 + i, j] = tile[j, i] at kept elements, fill at masked-out ones (flat indices,
     as in _load_tile)."""
-    _transpose_from(tile.ravel(), _mask_rows(mask, r0, r0 + nrows), out.shape[1], nrows, fill,
-                    out[r0:r0 + nrows].ravel())
+    _transpose_from(tile.ravel(), mask, r0, out.shape[1], nrows, fill, out[r0:r0 + nrows].ravel())
 
 
 @inline
-def _transpose_from(flat_tile, mblock, n, nrows, fill, block):
+def _transpose_from(flat_tile, mask, r0, n, nrows, fill, block):
     for i in range(nrows):
-        for j in range(n):
-            keep = mblock is None or mblock[i * n + j]
-            block[i * n + j] = flat_tile[j * _TILE + i] if keep else fill
+        _row_from_tile(flat_tile, _mask_row(mask, r0 + i), i, fill, block[i * n:(i + 1) * n])
+
+
+@inline
+def _row_from_tile(flat_tile, mrow, i, fill, row):
+    for j in range(row.size):
+        keep = mrow is None or mrow[j]
+        row[j] = flat_tile[j * _TILE + i] if keep else fill
 
 
 def _short_reduce_impl(x, mask, sc, with_index, out, work):
@@ -847,7 +854,7 @@ def _lse_backward_impl(x, b, mask, out, dout, dx, work):
             if start >= stop:
                 break
             for r in range(start, stop):
-                brow = None if b is None else b[r]
+                brow = _mask_row(b, r)  # b is a (distinct rows, index) pair like a mask
                 _lse_backward_row(x[r], _mask_row(mask, r), brow, out[r], dout[r], dx[r])
 
 
@@ -905,17 +912,20 @@ def _lse_weighted_impl(x, b, mask, out, sign, work):
             if start >= stop:
                 break
             for r in range(start, stop):
+                xrow = x[r]
+                brow = b[0][b[1][r]]
+                mask_r = 0 if mask is None else mask[1][r]  # the mask row (see _mask_row)
                 m = -np.inf
                 b_eq = 0.0
                 s_lt = 0.0
                 has_nan = False
                 inf_pos = False
                 inf_neg = False
-                for j in range(x.shape[1]):
-                    w = np.float64(b[r, j])
-                    if w == 0.0 or not (mask is None or mask[r, j]):
+                for j in range(xrow.size):
+                    w = np.float64(brow[j])
+                    if w == 0.0 or not (mask is None or mask[0][mask_r, j]):
                         continue
-                    v = np.float64(x[r, j])
+                    v = np.float64(xrow[j])
                     if v != v or w != w:
                         has_nan = True
                         continue
@@ -1043,7 +1053,7 @@ def _finish_rows(row_state, sc, with_index, out):
 # --------------------------------------------------------------------------------------------
 
 
-def _reduce(x: np.ndarray, mask: np.ndarray | None, scale: float, with_index: bool
+def _reduce(x: np.ndarray, mask: RowPair | None, scale: float, with_index: bool
             ) -> np.ndarray:
     """lse (with_index False) or soft_argmax (True) per row, on the path the shape calls for."""
     nseg = _segments(*x.shape, "reduce")
@@ -1060,12 +1070,12 @@ def _reduce(x: np.ndarray, mask: np.ndarray | None, scale: float, with_index: bo
     return out
 
 
-def lse(x: np.ndarray, mask: np.ndarray | None, scale: float) -> np.ndarray:
+def lse(x: np.ndarray, mask: RowPair | None, scale: float) -> np.ndarray:
     """(1/scale) * logsumexp(scale * x) per row over the kept elements."""
     return _reduce(x, mask, scale, False)
 
 
-def soft_argmax(x: np.ndarray, mask: np.ndarray | None, scale: float) -> np.ndarray:
+def soft_argmax(x: np.ndarray, mask: RowPair | None, scale: float) -> np.ndarray:
     """sum_j j * softmax(scale * x)_j per row (0-based j)."""
     return _reduce(x, mask, scale, True)
 
@@ -1097,7 +1107,7 @@ def softmax_columns(x: np.ndarray, scale: float, log: bool) -> np.ndarray:
     return y
 
 
-def lse_weighted(x: np.ndarray, b: np.ndarray, mask: np.ndarray | None
+def lse_weighted(x: np.ndarray, b: RowPair, mask: RowPair | None
                  ) -> tuple[np.ndarray, np.ndarray]:
     """log|sum b exp(x)| and its sign per row, SciPy semantics."""
     out = np.empty(x.shape[0], np.float64)
@@ -1107,7 +1117,7 @@ def lse_weighted(x: np.ndarray, b: np.ndarray, mask: np.ndarray | None
     return out.astype(x.dtype), sign.astype(x.dtype)
 
 
-def softmax(x: np.ndarray, mask: np.ndarray | None, scale: float, log: bool) -> np.ndarray:
+def softmax(x: np.ndarray, mask: RowPair | None, scale: float, log: bool) -> np.ndarray:
     """softmax (or log_softmax) of scale * x per row; masked elements 0 (log: -inf)."""
     y = np.empty_like(x)
     nseg = _segments(*x.shape, "softmax")
@@ -1142,19 +1152,19 @@ def _prob_grad(x, mask, scale, dout, index_weighted):
     return dx
 
 
-def smooth_max_backward(x: np.ndarray, mask: np.ndarray | None, scale: float,
+def smooth_max_backward(x: np.ndarray, mask: RowPair | None, scale: float,
                         dout: np.ndarray) -> np.ndarray:
     """dout * softmax(scale * x) per row."""
     return _prob_grad(x, mask, scale, dout, False)
 
 
-def soft_argmax_backward(x: np.ndarray, mask: np.ndarray | None, scale: float,
+def soft_argmax_backward(x: np.ndarray, mask: RowPair | None, scale: float,
                          dout: np.ndarray) -> np.ndarray:
     """dout * scale * p * (j - soft_argmax) per row."""
     return _prob_grad(x, mask, scale, dout, True)
 
 
-def lse_backward(x: np.ndarray, b: np.ndarray | None, mask: np.ndarray | None,
+def lse_backward(x: np.ndarray, b: RowPair | None, mask: RowPair | None,
                  out: np.ndarray, dout: np.ndarray) -> np.ndarray:
     """dout * b * exp(x - out); 0 where masked, b == 0, x == -inf or out == -inf."""
     dx = np.empty_like(x)
@@ -1164,7 +1174,7 @@ def lse_backward(x: np.ndarray, b: np.ndarray | None, mask: np.ndarray | None,
     return dx
 
 
-def softmax_backward(y: np.ndarray, dy: np.ndarray, mask: np.ndarray | None, scale: float,
+def softmax_backward(y: np.ndarray, dy: np.ndarray, mask: RowPair | None, scale: float,
                      log: bool) -> np.ndarray:
     """Gradient of softmax (log=False) or log_softmax (log=True) given the output y."""
     dx = np.empty_like(y)

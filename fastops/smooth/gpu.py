@@ -32,6 +32,7 @@ import cupy
 import numpy
 
 from .._cupy import KernelSource, blocks_per_sm, device_info, kernel_name, pow2_ceil
+from .._rows import RowPair
 
 # Kernel families per op: fastops_<op>_<dtype> (rows kernel), fastops_<op>_partial_<dtype>
 # (split rows, statistics) unless the op needs no row statistic, and the second kernel of the
@@ -141,14 +142,25 @@ def _check(x: cupy.ndarray, *others: tuple[str, cupy.ndarray | None]) -> None:
     if x.dtype.name not in _DTYPES:
         raise TypeError(f"fastops.smooth.gpu: unsupported dtype {x.dtype} (expected {_DTYPES})")
     for name, a in others:
+        a = a[0] if isinstance(a, tuple) else a  # a (distinct rows, row index) pair
         if a is not None and a.dtype != x.dtype:
             raise TypeError(
                 f"fastops.smooth.gpu: {name} has dtype {a.dtype}, expected {x.dtype} (the input's)"
             )
 
 
-def _ptr(a: cupy.ndarray | None) -> cupy.ndarray | numpy.uint64:
-    return _NULL if a is None else a
+def _ptr(pair: RowPair | None) -> cupy.ndarray | numpy.uint64:
+    """A mask or b, given as (distinct rows, row index) (RowLayout.broadcast_rows), as the
+    (rows, n) array the kernels read, or a null pointer.
+
+    The kernels read one mask/b row per row of x, so rows shared by a broadcast are gathered
+    here, on the device (left as is: the CPU kernels follow the index instead). The index is the
+    identity exactly when there are as many distinct rows as rows (broadcast_rows builds it so).
+    """
+    if pair is None:
+        return _NULL
+    rows2d, index = pair
+    return rows2d if rows2d.shape[0] == index.shape[0] else rows2d[index]
 
 
 def _scale(x: cupy.ndarray, scale: float) -> numpy.floating:
@@ -160,7 +172,7 @@ def _per_row(x: cupy.ndarray, v: cupy.ndarray) -> cupy.ndarray:
     return v.astype(_acc_dtype(x.dtype), copy=False)
 
 
-def lse(x: cupy.ndarray, mask: cupy.ndarray | None, scale: float) -> cupy.ndarray:
+def lse(x: cupy.ndarray, mask: RowPair | None, scale: float) -> cupy.ndarray:
     """Per-row ``(1/scale) * log(sum_j exp(scale * x_j))`` over the kept elements.
 
     Evaluated as ``(m + log1p(sum over the kept elements except one maximal one of
@@ -175,7 +187,7 @@ def lse(x: cupy.ndarray, mask: cupy.ndarray | None, scale: float) -> cupy.ndarra
 
 
 def lse_weighted(
-    x: cupy.ndarray, b: cupy.ndarray, mask: cupy.ndarray | None
+    x: cupy.ndarray, b: RowPair, mask: RowPair | None
 ) -> tuple[cupy.ndarray, cupy.ndarray]:
     """Per-row SciPy ``logsumexp(x, b=b, return_sign=True)``; returns ``(out, sign)``.
 
@@ -187,11 +199,11 @@ def lse_weighted(
         acc = _acc_dtype(x.dtype)
         out = cupy.empty(x.shape[0], dtype=acc)
         sign = cupy.empty(x.shape[0], dtype=acc)
-        _launch("lse_weighted", x, (x, b, _ptr(mask), out, sign))
+        _launch("lse_weighted", x, (x, _ptr(b), _ptr(mask), out, sign))
     return out, sign
 
 
-def soft_argmax(x: cupy.ndarray, mask: cupy.ndarray | None, scale: float) -> cupy.ndarray:
+def soft_argmax(x: cupy.ndarray, mask: RowPair | None, scale: float) -> cupy.ndarray:
     """Per-row ``sum_j j * softmax(scale * x)_j`` (0-based ``j``) over the kept elements.
 
     Nothing kept, all -inf, any kept +inf or NaN: NaN. Returns ``(rows,)``.
@@ -203,7 +215,7 @@ def soft_argmax(x: cupy.ndarray, mask: cupy.ndarray | None, scale: float) -> cup
     return out
 
 
-def softmax(x: cupy.ndarray, mask: cupy.ndarray | None, scale: float, log: bool) -> cupy.ndarray:
+def softmax(x: cupy.ndarray, mask: RowPair | None, scale: float, log: bool) -> cupy.ndarray:
     """Row-wise softmax (``log=False``) or log-softmax (``log=True``) of ``scale * x``.
 
     Masked elements: 0 (log: -inf). Rows with nothing kept or all -inf: all 0 (log: all -inf).
@@ -219,8 +231,8 @@ def softmax(x: cupy.ndarray, mask: cupy.ndarray | None, scale: float, log: bool)
 
 def lse_backward(
     x: cupy.ndarray,
-    b: cupy.ndarray | None,
-    mask: cupy.ndarray | None,
+    b: RowPair | None,
+    mask: RowPair | None,
     out: cupy.ndarray,
     dout: cupy.ndarray,
 ) -> cupy.ndarray:
@@ -237,7 +249,7 @@ def lse_backward(
 
 
 def softmax_backward(
-    y: cupy.ndarray, dy: cupy.ndarray, mask: cupy.ndarray | None, scale: float, log: bool
+    y: cupy.ndarray, dy: cupy.ndarray, mask: RowPair | None, scale: float, log: bool
 ) -> cupy.ndarray:
     """Gradient of (log-)softmax with respect to its input, given its output ``y``.
 
@@ -254,7 +266,7 @@ def softmax_backward(
 
 
 def smooth_max_backward(
-    x: cupy.ndarray, mask: cupy.ndarray | None, scale: float, dout: cupy.ndarray
+    x: cupy.ndarray, mask: RowPair | None, scale: float, dout: cupy.ndarray
 ) -> cupy.ndarray:
     """``dx_ij = dout_i * softmax(scale * x_i)_j``; 0 at masked elements and in rows with nothing
     kept or all -inf; a kept +inf or NaN makes the row's kept elements NaN."""
@@ -267,7 +279,7 @@ def smooth_max_backward(
 
 
 def soft_argmax_backward(
-    x: cupy.ndarray, mask: cupy.ndarray | None, scale: float, dout: cupy.ndarray
+    x: cupy.ndarray, mask: RowPair | None, scale: float, dout: cupy.ndarray
 ) -> cupy.ndarray:
     """``dx_ij = dout_i * scale * p_ij * (j - y_i)`` with ``p = softmax(scale * x_i)`` and
     ``y_i`` the soft argmax; 0 at masked elements and in rows with nothing kept or all -inf."""
