@@ -900,11 +900,89 @@ _lse_backward_rows = jit_pair(_lse_backward_impl)
 _softmax_backward_rows = jit_pair(_softmax_backward_impl)
 
 
-def _lse_weighted_impl(x, b, mask, out, sign, work):
-    """SciPy's signed weighted logsumexp per row (see BACKEND_INTERFACE.md).
+@inline
+def _weight_kept(w, mrow, j):
+    """Whether element j of a weighted row counts: not masked out and its weight w != 0."""
+    if mrow is None:
+        return w != 0.0
+    return (w != 0.0) & mrow[j]
 
-    Scalar loop (not the blocked walk): weighted sums are rare and this keeps the sign logic in
-    one obvious place.
+
+@inline
+def _weighted_scan(xrow, brow, mrow):
+    """First pass of a weighted row: (max of the kept x, sum of the kept x * b). Kept means not
+    masked out and b != 0. The sum is only a probe: it is NaN when a kept x or b is NaN (or
+    infinities of both signs meet), which sends the row to _weighted_row_exact. One reduction
+    per loop: each loop alone vectorises, the two reductions in one loop do not (measured on
+    the 2-core AVX2 machine, (2048, 512) float32 in cache: 0.41 + 0.40 ns per element in two
+    loops, 3.1 ns in one)."""
+    m = -np.inf
+    for j in range(xrow.size):
+        w = np.float64(brow[j])
+        m = maxnum(m, np.float64(xrow[j]) if _weight_kept(w, mrow, j) else -np.inf)
+    probe = 0.0
+    for j in range(xrow.size):
+        w = np.float64(brow[j])
+        probe += np.float64(xrow[j]) * w if _weight_kept(w, mrow, j) else 0.0
+    return m, probe
+
+
+@inline
+def _weighted_sums(xrow, brow, mrow, m):
+    """Second pass, m finite: (b_eq, s_lt) = (sum of b at kept x == m, sum of b exp(x - m) at
+    kept x < m). One reduction per loop, as in _weighted_scan (2.3 + 0.4 ns per element in
+    two loops, 3.6 in one)."""
+    b_eq = 0.0
+    for j in range(xrow.size):
+        w = np.float64(brow[j])
+        b_eq += w if _weight_kept(w, mrow, j) & (np.float64(xrow[j]) == m) else 0.0
+    s_lt = 0.0
+    for j in range(xrow.size):
+        w = np.float64(brow[j])
+        v = np.float64(xrow[j])
+        s_lt += w * fast_exp(v - m) if _weight_kept(w, mrow, j) & (v < m) else 0.0
+    return b_eq, s_lt
+
+
+@inline
+def _weighted_row_exact(xrow, brow, mrow):
+    """(m, b_eq, s_lt, has_nan, inf_pos, inf_neg) of a row holding a NaN or an infinity: the
+    online scalar loop, which keeps every special-value rule in one obvious place."""
+    m = -np.inf
+    b_eq = 0.0
+    s_lt = 0.0
+    has_nan = False
+    inf_pos = False
+    inf_neg = False
+    for j in range(xrow.size):
+        w = np.float64(brow[j])
+        if not _weight_kept(w, mrow, j):
+            continue
+        v = np.float64(xrow[j])
+        if v != v or w != w:
+            has_nan = True
+            continue
+        if v > m:
+            s_lt = (s_lt + b_eq) * np.exp(m - v) if m > -np.inf else 0.0
+            b_eq = 0.0
+            m = v
+        if v == m:
+            b_eq += w
+            if v == np.inf:
+                inf_pos = inf_pos or w > 0
+                inf_neg = inf_neg or w < 0
+        elif v > -np.inf:
+            s_lt += w * np.exp(v - m)
+    return m, b_eq, s_lt, has_nan, inf_pos, inf_neg
+
+
+def _lse_weighted_impl(x, b, mask, out, sign, work):
+    """SciPy's signed weighted logsumexp per row (see BACKEND_INTERFACE.md), in float64.
+
+    Rows of finite values take two vectorised passes: the maximum, then the sums relative to
+    it; a row with a kept NaN or infinity takes the exact scalar loop. The scalar loop with
+    libm exp for every row took 108 ms for (8, 16, 256, 512) float32 on 2 threads (13 ns per
+    element and thread).
     """
     for _worker in prange(work[WORKERS]):
         while True:
@@ -914,35 +992,16 @@ def _lse_weighted_impl(x, b, mask, out, sign, work):
             for r in range(start, stop):
                 xrow = x[r]
                 brow = b[0][b[1][r]]
-                mask_r = 0 if mask is None else mask[1][r]  # the mask row (see _mask_row)
-                m = -np.inf
-                b_eq = 0.0
-                s_lt = 0.0
+                mrow = _mask_row(mask, r)
+                m, probe = _weighted_scan(xrow, brow, mrow)
                 has_nan = False
                 inf_pos = False
                 inf_neg = False
-                for j in range(xrow.size):
-                    w = np.float64(brow[j])
-                    if w == 0.0 or not (mask is None or mask[0][mask_r, j]):
-                        continue
-                    v = np.float64(xrow[j])
-                    if v != v or w != w:
-                        has_nan = True
-                        continue
-                    if v > m:
-                        if m > -np.inf:
-                            s_lt = (s_lt + b_eq) * np.exp(m - v)
-                        else:
-                            s_lt = 0.0
-                        b_eq = 0.0
-                        m = v
-                    if v == m:
-                        b_eq += w
-                        if v == np.inf:
-                            inf_pos = inf_pos or w > 0
-                            inf_neg = inf_neg or w < 0
-                    elif v > -np.inf:
-                        s_lt += w * np.exp(v - m)
+                if probe == probe and -np.inf < m < np.inf:
+                    b_eq, s_lt = _weighted_sums(xrow, brow, mrow, m)
+                else:
+                    m, b_eq, s_lt, has_nan, inf_pos, inf_neg = _weighted_row_exact(xrow, brow,
+                                                                                  mrow)
                 if has_nan:
                     out[r] = np.nan
                     sign[r] = np.nan
@@ -950,8 +1009,9 @@ def _lse_weighted_impl(x, b, mask, out, sign, work):
                     out[r] = -np.inf
                     sign[r] = 0.0
                 elif m == np.inf:
-                    out[r] = np.nan if (inf_pos and inf_neg) else np.inf
-                    sign[r] = np.nan if (inf_pos and inf_neg) else (1.0 if inf_pos else -1.0)
+                    mixed = inf_pos and inf_neg
+                    out[r] = np.nan if mixed else np.inf
+                    sign[r] = np.nan if mixed else (1.0 if inf_pos else -1.0)
                 else:
                     ratio = s_lt / b_eq if b_eq != 0.0 else -np.inf
                     if ratio > -0.5:  # the log1p form is accurate here; otherwise form the total
@@ -979,7 +1039,7 @@ _NS_PER_ELEMENT = {
     "softmax": 2.0,  # softmax / log_softmax
     "prob_grad": 2.0,  # smooth_max_backward / soft_argmax_backward
     "backward": 1.0,  # logsumexp_backward / softmax_backward / log_softmax_backward
-    "weighted": 10.0,  # logsumexp with b: scalar libm exp per element
+    "weighted": 4.0,  # logsumexp with b: float64, four one-reduction passes (4.1 ns measured)
     "short": 2.0,  # the transposed-tile kernels of rows <= _SHORT_ROW
     # The column kernels, one thread, (1, 4096, 4096) float32 in 4096-column tiles (2026-12-02,
     # the noisy VM, medians of 11): lse 30.5 ms and softmax 87.8 ms for 16.8M elements.

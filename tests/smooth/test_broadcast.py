@@ -116,3 +116,25 @@ def test_broadcast_mask_is_not_materialised(rng):
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         assert peak < 1 << 20, f"{fn.__name__}: peak {peak} bytes for a broadcast mask"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_weighted_rows_fast_and_exact_paths(backend, dtype, rng):
+    """The CPU weighted kernel sends rows of finite values through vectorised passes and rows
+    with a kept NaN or infinity through an exact scalar loop: rows of each kind, side by side,
+    with weights broadcast along the rows."""
+    x = random_values(rng, (8, 300), dtype)
+    b = rng.uniform(-1.0, 2.0, (1, 300)).astype(dtype)
+    b[0, 7] = 0.0
+    x[1, 5] = -np.inf  # finite row but for a -inf: the fast path
+    x[2, 7] = np.nan  # hidden by b == 0: the fast path
+    x[3, 9] = np.nan  # a kept NaN: the exact loop
+    x[4, 11] = np.inf  # a kept +inf: the exact loop
+    x[5, :] = -np.inf  # nothing finite
+    x[6, 12] = x[6].max() + 1.0  # one maximum
+    x[7, 20:30] = x[7].max() + 1.0  # ties at the maximum, with weights of both signs
+    if dtype == np.float64:
+        x[0, :2] = [1e300, -1e300]  # x * b overflows to both infinities: the probe is NaN
+        b[0, :2] = [1e300, 1e300]
+    case = make_case("logsumexp", x, -1, rng, b=b, return_sign=True)
+    _run_and_check(backend, case)
