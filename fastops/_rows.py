@@ -61,8 +61,16 @@ class RowLayout:
     def to_rows(self, xp: Any, arr: Any, dtype: Any) -> Any:
         """``arr`` (of ``self.shape``) as a C-contiguous ``(rows, n)`` array of ``dtype``.
 
-        The result is a new array or a read-only-safe view: kernels never write to it.
+        The result is a new array or a read-only-safe view: kernels never write to it. On the
+        CPU the transposing copies and float16 conversions NumPy makes slowly are made by
+        fastops._relayout instead.
         """
+        if xp is np:
+            from . import _relayout  # Numba: imported on the first CPU copy, not with fastops
+
+            fast = _relayout.rows_copy(arr, self.axes, self.rows, self.n, dtype)
+            if fast is not None:
+                return fast
         moved = arr if self.trailing else \
             xp.moveaxis(arr, self.axes, tuple(range(-len(self.axes), 0)))
         return xp.ascontiguousarray(moved.reshape(self.rows, self.n), dtype=dtype)
@@ -190,3 +198,17 @@ def column_view(arr: Any, axes: tuple[int, ...], dtype: Any,
     position = {axis: p for p, axis in enumerate(i for i in range(arr.ndim) if shape[i] > 1)}
     walked = squeezed.transpose([position[i] for i in order]).reshape(outer, n, inner)
     return ColumnView(walked, tuple(shape), tuple(axes), order)
+
+
+def as_dtype(xp: Any, arr: Any, dtype: Any) -> Any:
+    """``arr`` in ``dtype`` (itself when it has it already); on the CPU float16 <-> float32
+    goes through fastops._relayout's F16C conversion instead of NumPy's scalar loop."""
+    if arr.dtype == dtype:
+        return arr
+    if xp is np:
+        from . import _relayout
+
+        fast = _relayout.convert(arr, dtype)
+        if fast is not None:
+            return fast
+    return arr.astype(dtype)

@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import _checks
 from .._dispatch import array_module, resolve_backend
-from .._rows import RowLayout, column_view
+from .._rows import RowLayout, as_dtype, column_view
 from . import reference
 
 __all__ = [
@@ -112,7 +112,7 @@ class _Rows:
     def elementwise(self, rows2d: Any) -> Any:
         """A per-element result ((rows, n), or (outer, n, inner) from the column kernels) in
         the input's shape."""
-        rows2d = rows2d.astype(self.out_dtype, copy=False)
+        rows2d = as_dtype(self.xp, rows2d, self.out_dtype)
         if self.view is None:
             return self.layout.from_rows(self.xp, rows2d)
         return self.view.elementwise(rows2d)
