@@ -152,6 +152,32 @@ class ColumnView:
         layout = RowLayout(self.shape, self.axes)
         return back.reshape(layout.reduced_shape(keepdims))
 
+    def per_column(self, xp: Any, value: Any, keepdims: bool, dtype: Any) -> Any:
+        """A per-output argument (a backward op's ``out``, ``dout``), given in the reduced
+        shape (or broadcastable to it), as a C-contiguous ``(outer, inner)`` array in the
+        order the view walks the kept axes (the inverse of :meth:`reduction`)."""
+        layout = RowLayout(self.shape, self.axes)
+        arr = xp.broadcast_to(xp.asarray(value), layout.reduced_shape(keepdims))
+        kept = layout.kept_axes
+        arr = arr.reshape([self.shape[i] for i in kept if self.shape[i] > 1])
+        position = {axis: p for p, axis in enumerate(i for i in kept if self.shape[i] > 1)}
+        arr = arr.transpose([position[i] for i in self.order if i not in self.axes])
+        outer, _, inner = self.array.shape
+        return xp.ascontiguousarray(arr, dtype=dtype).reshape(outer, inner)
+
+    def walk(self, xp: Any, arr: Any, dtype: Any) -> Any:
+        """Another per-element argument of the input's shape (softmax_backward's ``dy``) as the
+        ``(outer, n, inner)`` array this view walks: a view when ``arr`` has the input's
+        layout and ``dtype``, else a copy into it."""
+        other = column_view(arr, self.axes, dtype, min_inner=1)
+        if other is not None and other.order == self.order:
+            return other.array
+        squeezed = arr.reshape([s for s in self.shape if s > 1])
+        position = {axis: p for p, axis in enumerate(i for i in range(len(self.shape))
+                                                     if self.shape[i] > 1)}
+        walked = squeezed.transpose([position[i] for i in self.order])
+        return xp.ascontiguousarray(walked, dtype=dtype).reshape(self.array.shape)
+
     def elementwise(self, y: Any) -> Any:
         """A per-element result ``(outer, n, inner)`` in the input's shape (and layout)."""
         walked = y.reshape([self.shape[i] for i in self.order])

@@ -60,9 +60,10 @@ class _Rows:
         self.layout = RowLayout(tuple(x.shape), self.axes)
         mask = None if where is None else _checks.boolean_mask(func, where, xp, x.shape)
         self.empty = self.layout.rows == 0 or self.layout.n == 0
-        # With walk_as_it_lies (callers whose only per-element input is x), the CPU kernels
-        # read x where it lies: `view` maps x onto (outer, n, inner) without a copy; inner == 1
-        # gives row kernels a (rows, n) view, inner > 1 goes to the column kernels (`columns`).
+        # With walk_as_it_lies (callers that pass their other per-element inputs through
+        # like_input and per-row ones through rows_arg), the CPU kernels read x where it lies:
+        # `view` maps x onto (outer, n, inner) without a copy; inner == 1 gives row kernels a
+        # (rows, n) view, inner > 1 goes to the column kernels (`columns`).
         self.view = None
         if walk_as_it_lies and backend == "numba" and mask is None and not self.empty:
             self.view = column_view(x, self.axes, self.work_dtype)
@@ -84,10 +85,22 @@ class _Rows:
         return np.dtype(np.float32) if self.work_dtype == np.float16 else self.work_dtype
 
     def rows_arg(self, name: str, value: Any, keepdims: bool) -> Any:
-        """A per-row argument (out, dout) checked against the reduced shape, as (rows,)."""
+        """A per-row argument (out, dout) checked against the reduced shape, as (rows,), or as
+        (outer, inner) in the view's order when x is read where it lies (see ``view``)."""
         arr = _checks.real_array(self.func, name, value, self.xp)
         _checks.broadcastable(self.func, name, arr.shape, self.layout.reduced_shape(keepdims))
-        return self.layout.row_values(self.xp, arr, keepdims, self.row_dtype)
+        if self.view is None:
+            return self.layout.row_values(self.xp, arr, keepdims, self.row_dtype)
+        per_column = self.view.per_column(self.xp, arr, keepdims, self.row_dtype)
+        return per_column if self.columns is not None else per_column.reshape(-1)
+
+    def like_input(self, arr: Any) -> Any:
+        """Another per-element argument of x's shape (softmax_backward's dy) in the form the
+        kernels get x: (rows, n) rows, or the (outer, n, inner) walk of ``view``."""
+        if self.view is None:
+            return self.layout.to_rows(self.xp, arr, self.work_dtype)
+        walked = self.view.walk(self.xp, arr, self.work_dtype)
+        return walked if self.columns is not None else walked.reshape(self.x.shape)
 
     def weights_arg(self, b: Any, dtype: Any) -> Any:
         """logsumexp's ``b`` checked against the input's shape, as ``(distinct rows, row
@@ -325,20 +338,23 @@ def logsumexp_backward(a: Any, out: Any, dout: Any, axis: Any = None, b: Any = N
     """
     func = "logsumexp_backward"
     name = resolve_backend(func, (a, out, dout, b, where), None)
-    call = _Rows(func, a, axis, where, name, name="a")
+    call = _Rows(func, a, axis, where, name, name="a", walk_as_it_lies=b is None)
     out_rows = call.rows_arg("out", out, keepdims)
     dout_rows = call.rows_arg("dout", dout, keepdims)
     b_rows = call.weights_arg(b, call.work_dtype)
     if call.empty:
         return call.full_like_input(0.0)
-    dx = _kernels(name).lse_backward(call.x, b_rows, call.mask, out_rows, dout_rows)
+    kernels = _kernels(name)
+    if call.columns is not None:
+        return call.elementwise(kernels.lse_backward_columns(call.columns, out_rows, dout_rows))
+    dx = kernels.lse_backward(call.x, b_rows, call.mask, out_rows, dout_rows)
     return call.elementwise(dx)
 
 
 def _softmax_backward(func: str, log: bool, y: Any, dy: Any, axis: Any, where: Any,
                       temperature: float) -> Any:
     name = resolve_backend(func, (y, dy, where), None)
-    call = _Rows(func, y, axis, where, name, temperature, name="y")
+    call = _Rows(func, y, axis, where, name, temperature, name="y", walk_as_it_lies=True)
     xp = call.xp
     dy = _checks.real_array(func, "dy", dy, xp)
     if tuple(dy.shape) != call.layout.shape:
@@ -346,9 +362,13 @@ def _softmax_backward(func: str, log: bool, y: Any, dy: Any, axis: Any, where: A
                          f"got {tuple(dy.shape)}")
     if call.empty:
         return call.full_like_input(0.0)
-    dy_rows = call.layout.to_rows(xp, dy, call.work_dtype)
-    return call.elementwise(_kernels(name).softmax_backward(call.x, dy_rows, call.mask,
-                                                            call.scale, log))
+    kernels = _kernels(name)
+    dy_rows = call.like_input(dy)
+    if call.columns is not None:
+        return call.elementwise(kernels.softmax_backward_columns(call.columns, dy_rows,
+                                                                 call.scale, log))
+    return call.elementwise(kernels.softmax_backward(call.x, dy_rows, call.mask, call.scale,
+                                                     log))
 
 
 def softmax_backward(y: Any, dy: Any, axis: Any = -1, *, where: Any = None,
@@ -381,13 +401,16 @@ def log_softmax_backward(y: Any, dy: Any, axis: Any = -1, *, where: Any = None,
 def _prob_backward(func: str, index_weighted: bool, x: Any, dout: Any, axis: Any,
                    temperature: float, where: Any, keepdims: bool) -> Any:
     name = resolve_backend(func, (x, dout, where), None)
-    call = _Rows(func, x, axis, where, name, temperature)
+    call = _Rows(func, x, axis, where, name, temperature, walk_as_it_lies=True)
     dout_rows = call.rows_arg("dout", dout, keepdims)
     if call.empty:
         return call.full_like_input(0.0)
     kernels = _kernels(name)
-    kernel = kernels.soft_argmax_backward if index_weighted else kernels.smooth_max_backward
-    return call.elementwise(kernel(call.x, call.mask, call.scale, dout_rows))
+    op = "soft_argmax_backward" if index_weighted else "smooth_max_backward"
+    if call.columns is not None:
+        columns_fn = getattr(kernels, f"{op}_columns")
+        return call.elementwise(columns_fn(call.columns, call.scale, dout_rows))
+    return call.elementwise(getattr(kernels, op)(call.x, call.mask, call.scale, dout_rows))
 
 
 def smooth_max_backward(x: Any, dout: Any, axis: Any = -1, *, temperature: float = 1.0,

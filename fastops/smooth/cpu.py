@@ -821,8 +821,126 @@ def _softmax_columns_impl(x, sc, log, width, y, work):
                             yrow[i] = val if ok[i] != T(0.0) else special[i]
 
 
+def _prob_grad_columns_impl(x, sc, dout, index_weighted, width, dx, work):
+    """smooth_max_backward (index_weighted False) or soft_argmax_backward (True) over axis 1
+    of x (outer, n, inner); dout (outer, inner) float64. The column state of each tile, then
+    the write, as _write_prob_grad does for a row."""
+    T = x.dtype.type
+    inner = x.shape[2]
+    tiles = -(-inner // width)
+    for _worker in prange(work[WORKERS]):
+        bufs = _column_buffers(width, T)
+        m, _, inv_total, special, _, _, ok, s, c, sj, cj = bufs
+        wide = np.empty((2, width), np.float64)
+        g64, y_mean = wide[0], wide[1]
+        while True:
+            start, stop = next_chunk(work)
+            if start >= stop:
+                break
+            for t in range(start, stop):
+                o, j0, j1 = _tile_bounds(t, tiles, width, inner)
+                plane = x[o]
+                _column_state(plane, j0, j1, T(sc), index_weighted, bufs)
+                w = j1 - j0
+                drow = dout[o, j0:j1]
+                for i in range(w):  # a kept +inf or NaN: NaN (first); nothing but -inf: 0
+                    bad = m[i] == T(np.inf) or s[i] != s[i]
+                    ok[i] = T(0.0) if (bad or m[i] == T(-np.inf)) else T(1.0)
+                    special[i] = T(np.nan) if bad else T(0.0)
+                    y_mean[i] = _argmax_value(m[i], s[i], c[i], sj[i], cj[i]) \
+                        if index_weighted else 0.0
+                    inv_total[i] = T(1.0 / (s[i] + c[i]))
+                    g64[i] = drow[i] * np.float64(sc) if index_weighted else drow[i]
+                out = dx[o]
+                for k in range(plane.shape[0]):
+                    row = plane[k, j0:j1]
+                    dxrow = out[k, j0:j1]
+                    if index_weighted:  # branches stay outside the loops (see _state)
+                        for i in range(w):
+                            p = fast_exp(T(sc) * (row[i] - m[i])) * inv_total[i]
+                            val = T(g64[i] * np.float64(p) * (np.float64(k) - y_mean[i]))
+                            dxrow[i] = val if ok[i] != T(0.0) else special[i]
+                    else:
+                        for i in range(w):
+                            p = fast_exp(T(sc) * (row[i] - m[i])) * inv_total[i]
+                            val = T(g64[i]) * p
+                            dxrow[i] = val if ok[i] != T(0.0) else special[i]
+
+
+def _lse_backward_columns_impl(x, out, dout, width, dx, work):
+    """dout * exp(x - out) over axis 1 of x (outer, n, inner), out/dout (outer, inner); 0 where
+    x == -inf or out == -inf (as _lse_backward_row)."""
+    T = x.dtype.type
+    ninf = T(-np.inf)
+    inner = x.shape[2]
+    tiles = -(-inner // width)
+    for _worker in prange(work[WORKERS]):
+        while True:
+            start, stop = next_chunk(work)
+            if start >= stop:
+                break
+            for t in range(start, stop):
+                o, j0, j1 = _tile_bounds(t, tiles, width, inner)
+                orow = out[o, j0:j1]
+                drow = dout[o, j0:j1]
+                for k in range(x.shape[1]):
+                    row = x[o, k, j0:j1]
+                    dxrow = dx[o, k, j0:j1]
+                    for i in range(j1 - j0):
+                        v = row[i]
+                        g = drow[i] * fast_exp(v - orow[i])
+                        dxrow[i] = g if (v != ninf) & (orow[i] != ninf) else T(0.0)
+
+
+def _softmax_backward_columns_impl(y, dy, sc, log, width, dx, work):
+    """softmax_backward / log_softmax_backward over axis 1 of y, dy (outer, n, inner): the
+    per-column sum in float64 (as _softmax_backward_row), then the write."""
+    T = y.dtype.type
+    ninf = T(-np.inf)
+    zero = T(0.0)
+    sc64 = np.float64(sc)
+    inner = y.shape[2]
+    tiles = -(-inner // width)
+    for _worker in prange(work[WORKERS]):
+        acc = np.empty(width, np.float64)
+        while True:
+            start, stop = next_chunk(work)
+            if start >= stop:
+                break
+            for t in range(start, stop):
+                o, j0, j1 = _tile_bounds(t, tiles, width, inner)
+                w = j1 - j0
+                for i in range(w):
+                    acc[i] = 0.0
+                for k in range(y.shape[1]):
+                    yrow = y[o, k, j0:j1]
+                    dyrow = dy[o, k, j0:j1]
+                    if log:  # branches stay outside the loops (see _softmax_backward_row)
+                        for i in range(w):
+                            acc[i] += np.float64(dyrow[i]) if yrow[i] != ninf else 0.0
+                    else:
+                        for i in range(w):
+                            acc[i] += np.float64(yrow[i]) * np.float64(dyrow[i])
+                for k in range(y.shape[1]):
+                    yrow = y[o, k, j0:j1]
+                    dyrow = dy[o, k, j0:j1]
+                    dxrow = dx[o, k, j0:j1]
+                    if log:
+                        for i in range(w):
+                            g = T(sc64 * (np.float64(dyrow[i])
+                                          - np.float64(fast_exp(yrow[i])) * acc[i]))
+                            dxrow[i] = g if yrow[i] != ninf else zero
+                    else:
+                        for i in range(w):
+                            dxrow[i] = T(sc64 * np.float64(yrow[i])
+                                         * (np.float64(dyrow[i]) - acc[i]))
+
+
 _reduce_columns = jit_pair(_reduce_columns_impl)
 _softmax_columns = jit_pair(_softmax_columns_impl)
+_prob_grad_columns = jit_pair(_prob_grad_columns_impl)
+_lse_backward_columns = jit_pair(_lse_backward_columns_impl)
+_softmax_backward_columns = jit_pair(_softmax_backward_columns_impl)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1045,6 +1163,10 @@ _NS_PER_ELEMENT = {
     # the noisy VM, medians of 11): lse 30.5 ms and softmax 87.8 ms for 16.8M elements.
     "reduce_columns": 1.8,
     "softmax_columns": 5.2,
+    # not measured on their own yet: the row kernels' figures scaled as softmax_columns is
+    "prob_grad_columns": 5.2,
+    "backward_columns": 2.6,
+    "softmax_backward_columns": 2.6,
 }
 
 
@@ -1165,6 +1287,41 @@ def softmax_columns(x: np.ndarray, scale: float, log: bool) -> np.ndarray:
     with _column_launch(x, width, "softmax_columns") as (variant, work):
         _softmax_columns[variant](x, scale, log, width, y, work)
     return y
+
+
+def _columns_call(kernel, kind: str, x: np.ndarray, *args) -> np.ndarray:
+    """A per-element column kernel over x (outer, n, inner): ``kernel[variant](x, *args,
+    width, dx, work)`` into a fresh dx of x's shape."""
+    dx = np.empty_like(x)
+    width = _column_width(x, kind)
+    with _column_launch(x, width, kind) as (variant, work):
+        kernel[variant](x, *args, width, dx, work)
+    return dx
+
+
+def smooth_max_backward_columns(x: np.ndarray, scale: float, dout: np.ndarray) -> np.ndarray:
+    """smooth_max_backward over axis 1 of x (outer, n, inner), dout (outer, inner)."""
+    return _columns_call(_prob_grad_columns, "prob_grad_columns", x, scale,
+                         dout.astype(np.float64), False)
+
+
+def soft_argmax_backward_columns(x: np.ndarray, scale: float, dout: np.ndarray) -> np.ndarray:
+    """soft_argmax_backward over axis 1 of x (outer, n, inner), dout (outer, inner)."""
+    return _columns_call(_prob_grad_columns, "prob_grad_columns", x, scale,
+                         dout.astype(np.float64), True)
+
+
+def lse_backward_columns(x: np.ndarray, out: np.ndarray, dout: np.ndarray) -> np.ndarray:
+    """logsumexp_backward (no b, no mask) over axis 1 of x (outer, n, inner)."""
+    return _columns_call(_lse_backward_columns, "backward_columns", x, out.astype(x.dtype),
+                         dout.astype(x.dtype))
+
+
+def softmax_backward_columns(y: np.ndarray, dy: np.ndarray, scale: float, log: bool
+                             ) -> np.ndarray:
+    """(log_)softmax_backward over axis 1 of y and dy (outer, n, inner)."""
+    return _columns_call(_softmax_backward_columns, "softmax_backward_columns", y, dy, scale,
+                         log)
 
 
 def lse_weighted(x: np.ndarray, b: RowPair, mask: RowPair | None

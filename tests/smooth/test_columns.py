@@ -6,6 +6,7 @@ F-ordered and transposed arrays, adjacent axis tuples. Each layout x axis x dtyp
 float64 reference, with special values in whole columns, blocks of the reduced axis that do not
 divide it, tiles that do not divide the kept axis, the parallel path, and checks that the path
 really makes no input-sized copy (tracemalloc) and that a result keeps the input's layout.
+The backward ops likewise (their column kernels), with dy laid out as y or not.
 Also logsumexp with one weight for every element (a scalar ``b``): a shift, never broadcast.
 """
 
@@ -21,7 +22,7 @@ import fastops._numba as scheduling
 from fastops._rows import COLUMN_MIN_INNER, column_view
 from fastops.smooth import cpu
 
-from ._support import FORWARD, check_result, make_case, random_values
+from ._support import BACKWARD, FORWARD, check_result, make_case, random_values
 
 # (id, shape, axis, make the layout from a C-contiguous array)
 LAYOUTS = [
@@ -57,6 +58,55 @@ def test_every_layout_against_the_reference(op, shape, axis, layout, dtype, rng)
     got = getattr(fastops, op)(x, axis=axis)
     check_result(_NUMBA, case, got, err_msg=f"{op} {shape} axis={axis}")
     assert np.array_equal(x, before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize(("shape", "axis", "layout"),
+                         [pytest.param(s, a, f, id=i) for i, s, a, f in LAYOUTS])
+@pytest.mark.parametrize("op", BACKWARD)
+def test_backward_ops_on_every_layout(op, shape, axis, layout, dtype, rng):
+    """The backward ops read x (or y and dy) where they lie too: every argument shaped like the
+    input takes the layout; dy also in C order while y takes the layout (dy is then copied
+    into y's walk)."""
+    x = random_values(rng, shape, dtype)
+    case = make_case(op, x, axis, rng)
+    for dy_layout in ("same", "C"):
+        args = [layout(a) if (layout is not None and getattr(a, "shape", None) == shape and
+                              (i == 0 or dy_layout == "same")) else a
+                for i, a in enumerate(case.args)]
+        before = [np.array(a, copy=True) for a in args]
+        got = getattr(fastops, op)(*args, **case.kwargs)
+        check_result(_NUMBA, case, got, err_msg=f"{op} {shape} axis={axis} dy {dy_layout}")
+        for a, b in zip(args, before, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("op", BACKWARD)
+def test_backward_special_values_in_columns(op, dtype, rng):
+    """Columns of -inf, a +inf, a NaN, ties, and (through out/dout) -inf and NaN results."""
+    x = random_values(rng, (45, 64), dtype)
+    x[:, 3] = -np.inf
+    x[17, 5] = np.inf
+    x[30, 7] = np.nan
+    x[:, 9] = 1.5
+    x[[2, 40], 11] = 50.0
+    x[:, 13] = -np.inf
+    x[44, 13] = np.nan
+    case = make_case(op, x, 0, rng)
+    with np.errstate(invalid="ignore"):
+        check_result(_NUMBA, case, getattr(fastops, op)(*case.args, **case.kwargs), err_msg=op)
+
+
+@pytest.mark.parametrize("op", BACKWARD)
+def test_backward_parallel_path_with_many_tiles(op, rng, monkeypatch):
+    monkeypatch.setattr(scheduling, "PARALLEL_MIN_NS", 0)
+    monkeypatch.setattr(cpu, "_COL_MIN_SPLIT", 16)
+    x = random_values(rng, (2, 70, 1000), np.float32)
+    case = make_case(op, x, 1, rng, keepdims=True if op in ("logsumexp_backward",) else None)
+    with fastops.threads(min(2, fastops.get_num_threads())):
+        got = getattr(fastops, op)(*case.args, **case.kwargs)
+    check_result(_NUMBA, case, got, err_msg=op)
 
 
 class _Numba:
@@ -140,6 +190,21 @@ def test_column_path_allocates_no_input_sized_copy(op, rng):
         tracemalloc.stop()
     output = x.nbytes if op in ("softmax", "log_softmax") else x.nbytes // 512
     assert peak < output + x.nbytes // 4, (op, peak, output)
+
+
+@pytest.mark.parametrize("op", BACKWARD)
+def test_backward_column_path_allocates_only_its_output(op, rng):
+    x = random_values(rng, (512, 256), np.float64)  # 1 MiB
+    case = make_case(op, x, 0, rng)
+    fn = getattr(fastops, op)
+    fn(*case.args, **case.kwargs)  # compile outside the traced call
+    tracemalloc.start()
+    try:
+        fn(*case.args, **case.kwargs)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < x.nbytes + x.nbytes // 4, (op, peak)
 
 
 def test_elementwise_results_keep_the_input_layout(rng):
