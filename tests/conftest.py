@@ -142,6 +142,13 @@ def cpu_backend(request: pytest.FixtureRequest) -> Backend:
     return Backend(request.param)
 
 
+@pytest.fixture(params=[pytest.param("numba"), _cupy_param()])
+def kernel_backend(request: pytest.FixtureRequest) -> Backend:
+    """The two kernel backends, numba and cupy (gpu marker), without the numpy reference path
+    (for tests of the kernels' own paths, such as the column kernels)."""
+    return Backend(request.param)
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     """A seeded generator: every test draws the same numbers on every run."""

@@ -42,6 +42,12 @@ def _kernels(backend: str) -> Any:
     return importlib.import_module(f"{__name__}.{'gpu' if backend == 'cupy' else 'cpu'}")
 
 
+#: The functions whose GPU kernels also read x where it lies (gpu.py's *_columns kernels); the
+#: GPU backward ops still take x copied into rows.
+_GPU_COLUMN_FUNCS = frozenset({"logsumexp", "smooth_max", "soft_argmax", "softmax",
+                               "log_softmax"})
+
+
 class _Rows:
     """A validated call: backend, array module, layout and the canonical (rows, n) input."""
 
@@ -65,7 +71,8 @@ class _Rows:
         # `view` maps x onto (outer, n, inner) without a copy; inner == 1 gives row kernels a
         # (rows, n) view, inner > 1 goes to the column kernels (`columns`).
         self.view = None
-        if walk_as_it_lies and backend == "numba" and mask is None and not self.empty:
+        on_this_backend = backend == "numba" or func in _GPU_COLUMN_FUNCS
+        if walk_as_it_lies and on_this_backend and mask is None and not self.empty:
             self.view = column_view(x, self.axes, self.work_dtype)
         self.columns = None
         if self.view is None:

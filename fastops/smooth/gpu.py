@@ -49,6 +49,9 @@ _SECOND: dict[str, str] = {
     "lse_backward": "apply",
 }
 _STATELESS: tuple[str, ...] = ("lse_backward",)  # out and dout given: no partial kernel
+# Ops that also have fastops_<op>_columns_<dtype>: x as (outer, n, inner), reduced over n where
+# it lies (column_view), a FO_COL_TILE-column tile per block.
+_COLUMNS: tuple[str, ...] = ("lse", "soft_argmax", "softmax")
 _DTYPES: tuple[str, ...] = ("float16", "float32", "float64")
 _STATE_SLOTS = 4  # FO_STATE_SLOTS in kernels.cu: accumulator slots per partial state
 _VEC_BYTES = 16  # kernels load 16-byte vectors (float4 / double2 / 8 halves)
@@ -67,6 +70,13 @@ _COMBINE_BLOCK = 128  # per-row ops: one block merges a row's nsplit states
 # Grid cap of the rows kernel (it grid-strides): plenty of blocks for every SM, but no
 # launch of millions of tiny blocks for millions of short rows.
 _GRID_BLOCKS_PER_SM = 32
+
+# Column kernels: FO_COL_TILE in kernels.cu (the columns a block's warp reads side by side), and
+# the threads splitting each column's reduced axis (blockDim.y): FO_COL_TILE x 16 = 512 threads,
+# FO_MAX_THREADS; fewer for short columns, so that each thread still has >= 4 elements.
+_COL_TILE = 32
+_COL_SPLIT_MAX = 16
+_COL_MIN_PER_THREAD = 4
 
 _NULL = numpy.uint64(0)  # a null pointer argument (CuPy passes the 8 bytes by value)
 
@@ -132,6 +142,20 @@ def _launch(op: str, x: cupy.ndarray, args: tuple) -> None:
     )
 
 
+def _launch_columns(op: str, x: cupy.ndarray, args: tuple) -> None:
+    """Run ``op``'s column kernel over x (outer, n, inner), reduced over n; grid-stride over
+    the tiles of _COL_TILE columns, at most _GRID_BLOCKS_PER_SM blocks per SM."""
+    outer, n, inner = x.shape
+    dev = x.device.id
+    sms = device_info(dev)[0]
+    split = max(1, min(_COL_SPLIT_MAX, n // _COL_MIN_PER_THREAD))
+    tiles = outer * -(-inner // _COL_TILE)
+    grid = max(1, min(tiles, sms * _GRID_BLOCKS_PER_SM))
+    _kernel(dev, op, "columns", x.dtype.name)(
+        (grid,), (_COL_TILE, split),
+        (*args, numpy.int64(outer), numpy.int64(n), numpy.int64(inner)))
+
+
 def _acc_dtype(dtype: numpy.dtype) -> numpy.dtype:
     """Accumulation (and per-row result) dtype: float32 for float16, else the dtype itself."""
     return numpy.dtype(numpy.float32) if dtype == numpy.float16 else numpy.dtype(dtype)
@@ -184,6 +208,34 @@ def lse(x: cupy.ndarray, mask: RowPair | None, scale: float) -> cupy.ndarray:
         out = cupy.empty(x.shape[0], dtype=_acc_dtype(x.dtype))
         _launch("lse", x, (x, _ptr(mask), _scale(x, scale), out))
     return out
+
+
+def lse_columns(x: cupy.ndarray, scale: float) -> cupy.ndarray:
+    """``lse`` over axis 1 of x (outer, n, inner), read where it lies: ``(outer, inner)`` of
+    the accumulation dtype."""
+    _check(x)
+    with x.device:
+        out = cupy.empty(x.shape[::2], dtype=_acc_dtype(x.dtype))
+        _launch_columns("lse", x, (x, _scale(x, scale), out))
+    return out
+
+
+def soft_argmax_columns(x: cupy.ndarray, scale: float) -> cupy.ndarray:
+    """``soft_argmax`` over axis 1 of x (outer, n, inner): ``(outer, inner)``."""
+    _check(x)
+    with x.device:
+        out = cupy.empty(x.shape[::2], dtype=_acc_dtype(x.dtype))
+        _launch_columns("soft_argmax", x, (x, _scale(x, scale), out))
+    return out
+
+
+def softmax_columns(x: cupy.ndarray, scale: float, log: bool) -> cupy.ndarray:
+    """``softmax`` / log-softmax over axis 1 of x (outer, n, inner): y of x's shape."""
+    _check(x)
+    with x.device:
+        y = cupy.empty(x.shape, dtype=x.dtype)
+        _launch_columns("softmax", x, (x, _scale(x, scale), numpy.int32(1 if log else 0), y))
+    return y
 
 
 def lse_weighted(

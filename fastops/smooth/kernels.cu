@@ -332,6 +332,42 @@ __device__ __forceinline__ void group_reduce(S& st, int tpr, S* sm) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Results from a merged state, shared by the row ops below and the column ops further down.
+
+// (1/scale) log sum exp(scale v): NaN, +inf, -inf (nothing kept or all -inf), else the
+// dominant-term form, as the CPU's _lse_value.
+template <typename A>
+__device__ __forceinline__ A lse_value(const LseState<A>& st, A scale) {
+  if (st.is_nan_row()) return Lim<A>::nan();
+  if (st.has_pos_inf()) return Lim<A>::inf();
+  if (st.is_empty()) return -Lim<A>::inf();
+  return st.m + st.log_sum() * (A(1) / scale);
+}
+
+template <typename A>
+__device__ __forceinline__ A soft_argmax_value(const ArgState<A>& st) {
+  return st.is_defined() ? st.t / st.s : Lim<A>::nan();
+}
+
+// softmax / log_softmax of one element v of a row (column) with merged state st.
+template <typename A> struct SoftmaxValue {
+  A sc, m, sum, lsum, fill;
+  bool lg, bad, empty;
+  __device__ __forceinline__ SoftmaxValue(const LseState<A>& st, A scale, bool log_mode)
+      : sc(scale), m(st.m), sum(st.s + st.c), lsum(st.log_sum()),
+        fill(log_mode ? -Lim<A>::inf() : A(0)),  // masked elements, rows with nothing finite
+        lg(log_mode), bad(st.is_nan_row() || st.has_pos_inf()), empty(st.is_empty()) {}
+  __device__ __forceinline__ A operator()(A v, bool keep) const {
+    // bad before empty: a NaN in an otherwise all -inf row makes it NaN
+    if (!keep) return fill;
+    if (bad) return Lim<A>::nan();
+    if (empty) return fill;
+    const A z = fo_mul(sc, v - m);  // exactly 0 at the max
+    return lg ? z - lsum : fo_exp(z) / sum;
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
 // Ops. stats() accumulates the thread's share (elements g, g + G, ...) of a row into a state;
 // finish() uses the merged state: per-row ops write out[row] from thread g == 0, per-element
 // ops walk the row again and write every element.
@@ -356,13 +392,7 @@ template <typename T> struct LseOp {
   }
   __device__ __forceinline__ void finish(const State& st, long long row, long long, long long g,
                                          long long) const {
-    if (g != 0) return;
-    A r;
-    if (st.is_nan_row()) r = Lim<A>::nan();
-    else if (st.has_pos_inf()) r = Lim<A>::inf();
-    else if (st.is_empty()) r = -Lim<A>::inf();  // nothing kept, or all kept -inf
-    else r = st.m + st.log_sum() * (A(1) / scale);  // as the CPU's _lse_value
-    out[row] = r;
+    if (g == 0) out[row] = lse_value(st, scale);
   }
 };
 
@@ -437,7 +467,7 @@ template <typename T> struct SoftArgmaxOp {
   }
   __device__ __forceinline__ void finish(const State& st, long long row, long long, long long g,
                                          long long) const {
-    if (g == 0) out[row] = st.is_defined() ? st.t / st.s : Lim<A>::nan();
+    if (g == 0) out[row] = soft_argmax_value(st);
   }
 };
 
@@ -463,20 +493,9 @@ template <typename T> struct SoftmaxOp {
   __device__ __forceinline__ void finish(const State& st, long long row, long long n, long long g,
                                          long long G) const {
     const long long off = row * n;
-    const A sc = scale, m = st.m, inf = Lim<A>::inf();
-    const bool lg = log_mode != 0;
-    const bool bad = st.is_nan_row() || st.has_pos_inf(), empty = st.is_empty();
-    const A fill = lg ? -inf : A(0);  // masked elements and rows with nothing finite kept
-    const A sum = st.s + st.c, lsum = st.log_sum();
+    const SoftmaxValue<A> value(st, scale, log_mode != 0);
     walk<T, true>(x + off, (const T*)0, mask ? mask + off : mask, y + off, n, g, G,
-                  [&](long long, A v, A, bool keep) {
-                    // bad before empty: a NaN in an otherwise all -inf row makes it NaN
-                    if (!keep) return fill;
-                    if (bad) return Lim<A>::nan();
-                    if (empty) return fill;
-                    const A z = fo_mul(sc, v - m);  // exactly 0 at the max
-                    return lg ? z - lsum : fo_exp(z) / sum;
-                  });
+                  [&](long long, A v, A, bool keep) { return value(v, keep); });
   }
 };
 
@@ -684,6 +703,105 @@ __device__ __forceinline__ void second_body(const Op& op, long long n, const typ
 }
 
 // ---------------------------------------------------------------------------------------------
+// Column ops: x viewed as a C-contiguous (outer, n, inner) array (gpu.py gets it from
+// fastops._rows.column_view: axis 0 of a C array, a middle axis, axis -1 of an F array),
+// reduced over n where it lies instead of copied into rows. push() takes element (o, k, i) at
+// offset `at`; finish() writes column (o, i) = `col` (threadIdx.y == 0 for per-column results,
+// every thread its share k = threadIdx.y, + blockDim.y, ... for per-element results).
+
+template <typename T> struct LseColumns {
+  typedef typename Ty<T>::A A;
+  typedef LseState<A> State;
+  const T* x;
+  A scale;
+  A* out;
+  __device__ __forceinline__ A state_scale() const { return scale; }
+  __device__ __forceinline__ void push(State& st, long long, long long at) const {
+    st.push(Ty<T>::to_acc(__ldg(x + at)), A(1));
+  }
+  __device__ __forceinline__ void finish(const State& st, long long col, long long, long long,
+                                         long long) const {
+    if (threadIdx.y == 0) out[col] = lse_value(st, scale);
+  }
+};
+
+template <typename T> struct SoftArgmaxColumns {
+  typedef typename Ty<T>::A A;
+  typedef ArgState<A> State;
+  const T* x;
+  A scale;
+  A* out;
+  __device__ __forceinline__ A state_scale() const { return scale; }
+  __device__ __forceinline__ void push(State& st, long long k, long long at) const {
+    st.push(Ty<T>::to_acc(__ldg(x + at)), A(k));
+  }
+  __device__ __forceinline__ void finish(const State& st, long long col, long long, long long,
+                                         long long) const {
+    if (threadIdx.y == 0) out[col] = soft_argmax_value(st);
+  }
+};
+
+template <typename T> struct SoftmaxColumns {
+  typedef typename Ty<T>::A A;
+  typedef LseState<A> State;
+  const T* x;
+  A scale;
+  int log_mode;
+  T* y;
+  __device__ __forceinline__ A state_scale() const { return scale; }
+  __device__ __forceinline__ void push(State& st, long long, long long at) const {
+    st.push(Ty<T>::to_acc(__ldg(x + at)), A(1));
+  }
+  __device__ __forceinline__ void finish(const State& st, long long, long long base, long long n,
+                                         long long inner) const {
+    const SoftmaxValue<A> value(st, scale, log_mode != 0);
+    for (long long k = threadIdx.y; k < n; k += blockDim.y) {
+      const long long at = base + k * inner;
+      y[at] = Ty<T>::from_acc(value(Ty<T>::to_acc(__ldg(x + at)), true));
+    }
+  }
+};
+
+// A block takes tiles of FO_COL_TILE adjacent columns of one outer index: threadIdx.x picks the
+// column (a warp reads FO_COL_TILE consecutive elements of a row of the tile: coalesced), and
+// the blockDim.y threads of a column split the reduced axis (k = threadIdx.y, + blockDim.y, ...).
+// Their states are merged in shared memory in a fixed order (thread y = 0 merges y = 1, 2, ...),
+// so the result does not depend on timing. Grid-stride over the tiles; the loop bound is uniform
+// per block, so every thread reaches every barrier.
+#define FO_COL_TILE 32
+
+template <class Op>
+__device__ __forceinline__ void columns_body(const Op& op, long long outer, long long n,
+                                             long long inner) {
+  typedef typename Op::State S;
+  __shared__ S sm[FO_MAX_THREADS];
+  const long long per_outer = (inner + FO_COL_TILE - 1) / FO_COL_TILE;
+  const long long tiles = outer * per_outer;
+  const int slot = threadIdx.y * FO_COL_TILE + threadIdx.x;
+  for (long long t = blockIdx.x; t < tiles; t += gridDim.x) {
+    const long long o = t / per_outer;
+    const long long i = (t - o * per_outer) * FO_COL_TILE + threadIdx.x;
+    const bool active = i < inner;
+    const long long base = o * n * inner + i;  // element (o, k, i) is at base + k * inner
+    S st;
+    st.init(op.state_scale());
+    if (active) {
+      for (long long k = threadIdx.y; k < n; k += blockDim.y) op.push(st, k, base + k * inner);
+    }
+    sm[slot] = st;
+    __syncthreads();
+    if (threadIdx.y == 0) {
+      for (int r = 1; r < (int)blockDim.y; ++r) st.merge(sm[r * FO_COL_TILE + threadIdx.x]);
+      sm[threadIdx.x] = st;
+    }
+    __syncthreads();
+    st = sm[threadIdx.x];
+    __syncthreads();  // sm is reused by the next tile
+    if (active) op.finish(st, o * inner + i, base, n, inner);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // extern "C" entry points, so that profiles and get_function use fastops_<op>[_<shape>]_<dtype>.
 
 #define FO_UNPACK(...) __VA_ARGS__
@@ -714,6 +832,13 @@ __device__ __forceinline__ void second_body(const Op& op, long long n, const typ
   FO_ROWS_KERNEL(NAME, DT, OP, PARAMS, INIT)                                                       \
   FO_PARTIAL_KERNEL(NAME, DT, OP, PARAMS, INIT)                                                    \
   FO_SECOND_KERNEL(NAME, SECOND, DT, OP, PARAMS, INIT)
+
+#define FO_COLUMNS_KERNEL(NAME, DT, OP, PARAMS, INIT)                                              \
+  extern "C" __global__ void FO_LAUNCH fastops_##NAME##_columns_##DT(                              \
+      FO_UNPACK PARAMS, long long outer, long long n, long long inner) {                           \
+    const OP op = {FO_UNPACK INIT};                                                                \
+    columns_body(op, outer, n, inner);                                                             \
+  }
 
 typedef const unsigned char* fo_mask_t;
 
@@ -761,18 +886,23 @@ typedef const unsigned char* fo_mask_t;
 // shape arguments of FO_ROWS_KERNEL / FO_PARTIAL_KERNEL / FO_SECOND_KERNEL.
 #define FO_LSE(T, A, DT)                                                                           \
   FO_OP_KERNELS(lse, combine, DT, LseOp<T>, (const T* x, fo_mask_t mask, A scale, A* out),         \
-                (x, mask, scale, out))
+                (x, mask, scale, out))                                                             \
+  FO_COLUMNS_KERNEL(lse, DT, LseColumns<T>, (const T* x, A scale, A* out), (x, scale, out))
 #define FO_LSE_WEIGHTED(T, A, DT)                                                                  \
   FO_OP_KERNELS(lse_weighted, combine, DT, LseWeightedOp<T>,                                       \
                 (const T* x, const T* b, fo_mask_t mask, A* out, A* sign),                         \
                 (x, b, mask, out, sign))
 #define FO_SOFT_ARGMAX(T, A, DT)                                                                   \
   FO_OP_KERNELS(soft_argmax, combine, DT, SoftArgmaxOp<T>,                                         \
-                (const T* x, fo_mask_t mask, A scale, A* out), (x, mask, scale, out))
+                (const T* x, fo_mask_t mask, A scale, A* out), (x, mask, scale, out))              \
+  FO_COLUMNS_KERNEL(soft_argmax, DT, SoftArgmaxColumns<T>, (const T* x, A scale, A* out),          \
+                    (x, scale, out))
 #define FO_SOFTMAX(T, A, DT)                                                                       \
   FO_OP_KERNELS(softmax, apply, DT, SoftmaxOp<T>,                                                  \
                 (const T* x, fo_mask_t mask, A scale, int log_mode, T* y),                         \
-                (x, mask, scale, log_mode, y))
+                (x, mask, scale, log_mode, y))                                                     \
+  FO_COLUMNS_KERNEL(softmax, DT, SoftmaxColumns<T>, (const T* x, A scale, int log_mode, T* y),     \
+                    (x, scale, log_mode, y))
 #define FO_SMOOTH_MAX_BACKWARD(T, A, DT)                                                           \
   FO_OP_KERNELS(smooth_max_backward, apply, DT, SmoothMaxBackwardOp<T>,                            \
                 (const T* x, fo_mask_t mask, A scale, const A* dout, T* dx),                       \

@@ -60,6 +60,28 @@ def test_every_layout_against_the_reference(op, shape, axis, layout, dtype, rng)
     assert np.array_equal(x, before)
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64],
+                         ids=["f16", "f32", "f64"])
+@pytest.mark.parametrize(("shape", "axis", "layout"),
+                         [pytest.param(s, a, f, id=i) for i, s, a, f in LAYOUTS])
+@pytest.mark.parametrize("op", FORWARD)
+def test_every_layout_on_each_kernel_backend(kernel_backend, op, shape, axis, layout, dtype,
+                                             rng):
+    """The same layouts through the backend's fixture: on the GPU the forward ops' column
+    kernels (fastops_<op>_columns_<dtype>) read x where it lies, float16 natively."""
+    x = random_values(rng, shape, dtype)
+    if layout is not None:
+        x = layout(x)
+    case = make_case(op, x, axis, rng)
+    xd = kernel_backend.asarray(x)
+    if kernel_backend.name == "cupy":  # the same axis order in memory on the device
+        order = sorted(range(x.ndim), key=lambda i: -x.strides[i])
+        base = kernel_backend.asarray(np.ascontiguousarray(x.transpose(order)))
+        xd = base.transpose(sorted(range(x.ndim), key=order.__getitem__))
+    got = kernel_backend.function(op)(xd, axis=axis)
+    check_result(kernel_backend, case, got, err_msg=f"{op} {shape} axis={axis}")
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize(("shape", "axis", "layout"),
                          [pytest.param(s, a, f, id=i) for i, s, a, f in LAYOUTS])

@@ -20,15 +20,18 @@ from _nvcc import (
 pytestmark = requires_nvcc
 
 KERNELS_CU = FASTOPS / "smooth" / "kernels.cu"
-LIT = module_literals(FASTOPS / "smooth" / "gpu.py", ("_SECOND", "_STATELESS", "_DTYPES"))
+LIT = module_literals(FASTOPS / "smooth" / "gpu.py",
+                      ("_SECOND", "_STATELESS", "_COLUMNS", "_DTYPES"))
 
 
 def _expected(op: str, dtype: str) -> set[str]:
-    """The rows kernel, the second kernel of the split path and (unless stateless) the
-    partial-statistics kernel."""
+    """The rows kernel, the second kernel of the split path, (unless stateless) the
+    partial-statistics kernel and (for the _COLUMNS ops) the column kernel."""
     names = {f"fastops_{op}_{dtype}", f"fastops_{op}_{LIT['_SECOND'][op]}_{dtype}"}
     if op not in LIT["_STATELESS"]:
         names.add(f"fastops_{op}_partial_{dtype}")
+    if op in LIT["_COLUMNS"]:
+        names.add(f"fastops_{op}_columns_{dtype}")
     return names
 
 
