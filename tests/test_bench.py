@@ -227,7 +227,7 @@ def test_tiny_cases_agree_with_peers(backend):
 
 def test_layout_peers_of_every_op_reduce_over_the_case_axis():
     """The peer builders take the axis for every op, the backward ones too (the layouts
-    grid times forward ops only): each op on each tiny CPU layout agrees with its peers."""
+    grid times them too): each op on each tiny CPU layout agrees with its peers."""
     layouts = smooth_bench.LAYOUTS[("cpu", "tiny")]
     assert {layout.order for layout in layouts} == {"C", "F"}
     for layout in layouts:
@@ -240,14 +240,14 @@ def test_layout_peers_of_every_op_reduce_over_the_case_axis():
 
 
 def test_layout_cases():
-    """The full CPU run has the layouts cases (forward ops, both dtypes, distinct labels);
+    """The full CPU run has the layouts cases (every op, both dtypes, distinct labels);
     --quick has none."""
     full = get_cases("full", ["numba"], families=["smooth"])
     layout_cases = [c for c in full if c.shape_label]
     labels = {"4096x4096 ax0", "F 4096x4096", "64x4096x64 ax1"}
     assert {c.shape_label for c in layout_cases} == labels
     assert {(c.op, c.dtype, c.shape_label) for c in layout_cases} == {
-        (op, dt, label) for op in smooth_bench.FORWARD_OPS for dt in ("float32", "float64")
+        (op, dt, label) for op in smooth_bench.LAYOUT_OPS for dt in ("float32", "float64")
         for label in labels
     }
     names = [c.name for c in full]
@@ -288,7 +288,7 @@ def test_asv_ids_are_unique_and_include_the_layouts(monkeypatch):
     assert {"numba:float32:4096x4096 ax0", "numba:float64:F 4096x4096",
             "numba:float32:64x4096x64 ax1", "numba:float32:4096x4096"} <= set(ids)
     (ids,) = classes["SoftmaxBackward"].params
-    assert not any(" " in i for i in ids)  # the layouts are forward ops only
+    assert "numba:float32:4096x4096 ax0" in ids  # the backward ops have the layouts too
 
 
 @pytest.mark.parametrize("family", ["smooth", "orthogonality", "rank_one", "langevin"])

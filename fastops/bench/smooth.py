@@ -5,7 +5,7 @@ soft_argmax and their backward functions, reduced along the last axis of a (rows
 Shapes follow ``performance.md``: a square matrix, many short rows and few very long rows on
 the CPU; on the GPU the same three regimes at GPU scale plus wide attention-like rows.
 
-The layouts cases (:data:`LAYOUTS`; the full run, not --quick; forward ops) time the same
+The layouts cases (:data:`LAYOUTS`; the full run, not --quick; every op) time the same
 ops over other axes and memory orders, beside the (4096, 4096) axis=-1 rows: on the CPU axis
 0 of a C-contiguous (4096, 4096) array ("4096x4096 ax0"), axis -1 of a Fortran-ordered one
 ("F 4096x4096") and the middle axis of a (64, 4096, 64) array ("64x4096x64 ax1"), which the
@@ -125,7 +125,7 @@ LAYOUTS: dict[tuple[str, str], tuple[Layout, ...]] = {
     ("cuda", "full"): (Layout((65536, 1024), axis=0),),
     ("cuda", "tiny"): (Layout((1031, 65), axis=0),),
 }
-LAYOUT_OPS: tuple[str, ...] = FORWARD_OPS
+LAYOUT_OPS: tuple[str, ...] = OPS  # the backward ops read their inputs where they lie too
 
 
 def nbytes_floor(op: str, rows: int, n: int, itemsize: int) -> int:
@@ -152,8 +152,9 @@ def _inputs(op: str, backend: str, layout: Layout, dtype: str) -> Callable[[int]
     """``make_inputs(seed)`` for ``op``: realistic values (softmax outputs where the op
     expects them), distinct random streams per argument and per rotated set.
 
-    An F-ordered input is the transpose of a C-ordered draw of the reversed shape (no copy; a
-    simplex there sums to one along its first axis: the layouts cases are forward ops)."""
+    An F-ordered input is the transpose of a C-ordered draw of the reversed shape (no copy). A
+    simplex sums to one along the last axis of the draw, not along a layouts case's reduced
+    axis: the backward layouts cases time the same arithmetic on values of the same range."""
 
     def array(seed: int, kind: str = "normal") -> Any:
         if layout.order == "F":
