@@ -178,6 +178,28 @@ class ColumnView:
         walked = squeezed.transpose([position[i] for i in self.order])
         return xp.ascontiguousarray(walked, dtype=dtype).reshape(self.array.shape)
 
+    def walk_broadcast(self, xp: Any, arr: Any) -> Any | None:
+        """``arr`` (broadcastable to the input's shape: a mask) as an ``(outer, n, inner)``
+        view walked like the input, with stride 0 along the axes it is broadcast over; None
+        when its strides do not merge into that view (the caller then copies)."""
+        full = xp.broadcast_to(arr, self.shape)
+        kept_big = [i for i in range(len(self.shape)) if self.shape[i] > 1]
+        position = {axis: p for p, axis in enumerate(kept_big)}
+        walked = full.reshape([self.shape[i] for i in kept_big]).transpose(
+            [position[i] for i in self.order])
+        first = next(p for p, i in enumerate(self.order) if i in self.axes)
+        last = first + sum(1 for i in self.order if i in self.axes)
+        strides = []
+        for lo, hi in ((0, first), (first, last), (last, len(self.order))):
+            stride = 0
+            for p in range(lo, hi):  # merge axes p: each stride must span the axes after it
+                if p + 1 < hi and walked.strides[p] != walked.strides[p + 1] * walked.shape[p + 1]:
+                    return None
+                stride = walked.strides[p]
+            strides.append(stride)
+        return xp.lib.stride_tricks.as_strided(walked, shape=self.array.shape,
+                                               strides=tuple(strides))
+
     def elementwise(self, y: Any) -> Any:
         """A per-element result ``(outer, n, inner)`` in the input's shape (and layout)."""
         walked = y.reshape([self.shape[i] for i in self.order])

@@ -42,10 +42,10 @@ def _kernels(backend: str) -> Any:
     return importlib.import_module(f"{__name__}.{'gpu' if backend == 'cupy' else 'cpu'}")
 
 
-#: The functions whose GPU kernels also read x where it lies (gpu.py's *_columns kernels); the
-#: GPU backward ops still take x copied into rows.
-_GPU_COLUMN_FUNCS = frozenset({"logsumexp", "smooth_max", "soft_argmax", "softmax",
-                               "log_softmax"})
+#: The forward functions: their column kernels also exist on the GPU (gpu.py's *_columns; the
+#: GPU backward ops still take x copied into rows) and take a ``where`` mask on the CPU.
+_FORWARD_FUNCS = frozenset({"logsumexp", "smooth_max", "soft_argmax", "softmax",
+                            "log_softmax"})
 
 
 class _Rows:
@@ -70,10 +70,20 @@ class _Rows:
         # like_input and per-row ones through rows_arg), the CPU kernels read x where it lies:
         # `view` maps x onto (outer, n, inner) without a copy; inner == 1 gives row kernels a
         # (rows, n) view, inner > 1 goes to the column kernels (`columns`).
+        # A mask goes with the CPU's forward column kernels, as a strided (outer, n, inner)
+        # view (stride 0 where it is broadcast; mask_columns); else x is copied into rows.
         self.view = None
-        on_this_backend = backend == "numba" or func in _GPU_COLUMN_FUNCS
-        if walk_as_it_lies and on_this_backend and mask is None and not self.empty:
+        self.mask_columns = None
+        forward = func in _FORWARD_FUNCS
+        on_this_backend = backend == "numba" or forward
+        masked_ok = mask is None or (backend == "numba" and forward)
+        if walk_as_it_lies and on_this_backend and masked_ok and not self.empty:
             self.view = column_view(x, self.axes, self.work_dtype)
+            if self.view is not None and mask is not None:
+                if self.view.array.shape[2] > 1:
+                    self.mask_columns = self.view.walk_broadcast(xp, mask)
+                if self.mask_columns is None:
+                    self.view = None
         self.columns = None
         if self.view is None:
             self.x = None if self.empty else self.layout.to_rows(xp, x, self.work_dtype)
@@ -83,8 +93,15 @@ class _Rows:
             self.x = None
             self.columns = self.view.array
         # (distinct mask rows, row index): a mask broadcast over kept axes is not copied out
-        self.mask = None if (mask is None or self.empty) else \
+        self.mask = None if (mask is None or self.empty or self.view is not None) else \
             self.layout.broadcast_rows(xp, mask, np.bool_)
+
+    def column_kernel(self, kernel: Any, *args: Any) -> Any:
+        """``kernel(columns, *args)``, with ``mask=`` the walked mask when there is one (only
+        the CPU's forward column kernels take it)."""
+        if self.mask_columns is None:
+            return kernel(self.columns, *args)
+        return kernel(self.columns, *args, mask=self.mask_columns)
 
     @property
     def row_dtype(self) -> np.dtype:
@@ -199,7 +216,7 @@ def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
     x = call.x
     if b_rows is None:
         out = kernels.lse(x, call.mask, 1.0) if call.columns is None else \
-            kernels.lse_columns(call.columns, 1.0)
+            call.column_kernel(kernels.lse_columns, 1.0)
         if not return_sign:
             return call.reduction(out, keepdims)
         sign = xp.where(xp.isnan(out), xp.nan, xp.where(out == -xp.inf, 0.0, 1.0))
@@ -285,7 +302,7 @@ def _temperature_reduction(func: str, kernel: str, empty_value: float, x: Any, a
         return call.full_reduction(empty_value, keepdims)
     if call.columns is not None:
         columns_fn = getattr(_kernels(name), f"{kernel}_columns")
-        return call.reduction(columns_fn(call.columns, call.scale), keepdims)
+        return call.reduction(call.column_kernel(columns_fn, call.scale), keepdims)
     kernel_fn = getattr(_kernels(name), kernel)
     return call.reduction(kernel_fn(call.x, call.mask, call.scale), keepdims)
 
@@ -300,7 +317,8 @@ def _softmax(func: str, log: bool, x: Any, axis: Any, where: Any, temperature: f
     if call.empty:
         return call.full_like_input(0.0)
     if call.columns is not None:
-        return call.elementwise(_kernels(name).softmax_columns(call.columns, call.scale, log))
+        return call.elementwise(call.column_kernel(_kernels(name).softmax_columns, call.scale,
+                                                   log))
     return call.elementwise(_kernels(name).softmax(call.x, call.mask, call.scale, log))
 
 

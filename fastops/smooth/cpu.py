@@ -671,9 +671,10 @@ def _column_buffers(width, T):
 
 
 @inline
-def _column_state(plane, j0, j1, sc, with_index, bufs):
+def _column_state(plane, mplane, j0, j1, sc, with_index, bufs):
     """States of columns j0..j1 of ``plane`` (n, inner), as _state computes for a row: after the
-    call m[i] (in T) and s[i], c[i], sj[i], cj[i] (float64) hold column j0 + i's state."""
+    call m[i] (in T) and s[i], c[i], sj[i], cj[i] (float64) hold column j0 + i's state.
+    ``mplane``: None or the (n, inner) mask plane (any strides: a broadcast mask has 0s)."""
     m, bm, acc, cnt, accj, cntj, _, s, c, sj, cj = bufs
     T = plane.dtype.type
     ninf = T(-np.inf)
@@ -694,8 +695,9 @@ def _column_state(plane, j0, j1, sc, with_index, bufs):
             bm[i] = m[i]
         for k in range(k0, k1):
             row = plane[k, j0:j1]
+            mrow = _mask_plane_row(mplane, k, j0, j1)
             for i in range(width):
-                bm[i] = maxnum(bm[i], row[i])
+                bm[i] = maxnum(bm[i], _value(row, mrow, i, ninf))
         for i in range(width):  # columns whose maximum grew: rescale what they summed so far
             grown = bm[i] > m[i]
             f = fast_exp(sc64 * (np.float64(m[i]) - np.float64(bm[i]))) if grown else 1.0
@@ -713,9 +715,10 @@ def _column_state(plane, j0, j1, sc, with_index, bufs):
         if with_index:  # branches stay outside the loops (see _state)
             for k in range(k0, k1):
                 row = plane[k, j0:j1]
+                mrow = _mask_plane_row(mplane, k, j0, j1)
                 tk = T(k - k0)
                 for i in range(width):
-                    v = row[i]
+                    v = _value(row, mrow, i, ninf)
                     e = fast_exp(sc * (v - m[i]))
                     lt = e if v != m[i] else zero
                     eq = one if v == m[i] else zero
@@ -732,8 +735,9 @@ def _column_state(plane, j0, j1, sc, with_index, bufs):
         else:
             for k in range(k0, k1):
                 row = plane[k, j0:j1]
+                mrow = _mask_plane_row(mplane, k, j0, j1)
                 for i in range(width):
-                    v = row[i]
+                    v = _value(row, mrow, i, ninf)
                     e = fast_exp(sc * (v - m[i]))
                     acc[i] += e if v != m[i] else zero
                     cnt[i] += one if v == m[i] else zero
@@ -746,6 +750,16 @@ def _column_state(plane, j0, j1, sc, with_index, bufs):
 
 
 @inline
+def _mask_plane_row(mplane, k, j0, j1):
+    return None if mplane is None else mplane[k, j0:j1]
+
+
+@inline
+def _mask_plane(mask, o):
+    return None if mask is None else mask[o]
+
+
+@inline
 def _tile_bounds(t, tiles, width, inner):
     """(outer index, first column, end column) of tile t, ``tiles`` tiles per outer index."""
     o = t // tiles
@@ -753,9 +767,9 @@ def _tile_bounds(t, tiles, width, inner):
     return o, j0, min(inner, j0 + width)
 
 
-def _reduce_columns_impl(x, sc, with_index, width, out, work):
+def _reduce_columns_impl(x, mask, sc, with_index, width, out, work):
     """lse (with_index False) or soft_argmax (True) over axis 1 of x (outer, n, inner) into
-    out (outer, inner)."""
+    out (outer, inner); mask None or a bool (outer, n, inner) of any strides."""
     T = x.dtype.type
     inv_sc = 1.0 / sc
     inner = x.shape[2]
@@ -769,15 +783,25 @@ def _reduce_columns_impl(x, sc, with_index, width, out, work):
                 break
             for t in range(start, stop):
                 o, j0, j1 = _tile_bounds(t, tiles, width, inner)
-                _column_state(x[o], j0, j1, T(sc), with_index, bufs)
+                _column_state(x[o], _mask_plane(mask, o), j0, j1, T(sc), with_index, bufs)
                 orow = out[o, j0:j1]
                 for i in range(j1 - j0):
                     orow[i] = (_argmax_value(m[i], s[i], c[i], sj[i], cj[i]) if with_index
                                else _lse_value(m[i], s[i], c[i], inv_sc))
 
 
-def _softmax_columns_impl(x, sc, log, width, y, work):
-    """softmax (or log_softmax) over axis 1 of x (outer, n, inner) into y of the same shape."""
+@inline
+def _fill_masked(mrow, fill, yrow):
+    """yrow[i] = fill where masked out (nothing without a mask)."""
+    if mrow is None:
+        return
+    for i in range(yrow.size):
+        yrow[i] = yrow[i] if mrow[i] else fill
+
+
+def _softmax_columns_impl(x, mask, sc, log, width, y, work):
+    """softmax (or log_softmax) over axis 1 of x (outer, n, inner) into y of the same shape;
+    masked elements get the fill (0, log: -inf), also in a NaN column."""
     T = x.dtype.type
     ninf = T(-np.inf)
     fill = ninf if log else T(0.0)
@@ -794,7 +818,8 @@ def _softmax_columns_impl(x, sc, log, width, y, work):
             for t in range(start, stop):
                 o, j0, j1 = _tile_bounds(t, tiles, width, inner)
                 plane = x[o]
-                _column_state(plane, j0, j1, T(sc), False, bufs)
+                mplane = _mask_plane(mask, o)
+                _column_state(plane, mplane, j0, j1, T(sc), False, bufs)
                 w = j1 - j0
                 # Per column: the coefficient of the write, or the special value of the whole
                 # column (a kept +inf or NaN: NaN, checked first; nothing but -inf: the fill).
@@ -819,6 +844,7 @@ def _softmax_columns_impl(x, sc, log, width, y, work):
                         for i in range(w):
                             val = fast_exp(sc * (row[i] - m[i])) * coef[i]
                             yrow[i] = val if ok[i] != T(0.0) else special[i]
+                    _fill_masked(_mask_plane_row(mplane, k, j0, j1), fill, yrow)
 
 
 def _prob_grad_columns_impl(x, sc, dout, index_weighted, width, dx, work):
@@ -840,7 +866,7 @@ def _prob_grad_columns_impl(x, sc, dout, index_weighted, width, dx, work):
             for t in range(start, stop):
                 o, j0, j1 = _tile_bounds(t, tiles, width, inner)
                 plane = x[o]
-                _column_state(plane, j0, j1, T(sc), index_weighted, bufs)
+                _column_state(plane, None, j0, j1, T(sc), index_weighted, bufs)
                 w = j1 - j0
                 drow = dout[o, j0:j1]
                 for i in range(w):  # a kept +inf or NaN: NaN (first); nothing but -inf: 0
@@ -1262,30 +1288,34 @@ def soft_argmax(x: np.ndarray, mask: RowPair | None, scale: float) -> np.ndarray
     return _reduce(x, mask, scale, True)
 
 
-def _reduce_columns_call(x: np.ndarray, scale: float, with_index: bool) -> np.ndarray:
+def _reduce_columns_call(x: np.ndarray, mask: np.ndarray | None, scale: float,
+                         with_index: bool) -> np.ndarray:
     out = np.empty((x.shape[0], x.shape[2]), x.dtype)
     width = _column_width(x, "reduce_columns")
     with _column_launch(x, width, "reduce_columns") as (variant, work):
-        _reduce_columns[variant](x, scale, with_index, width, out, work)
+        _reduce_columns[variant](x, mask, scale, with_index, width, out, work)
     return out
 
 
-def lse_columns(x: np.ndarray, scale: float) -> np.ndarray:
-    """lse over axis 1 of x (outer, n, inner): out (outer, inner)."""
-    return _reduce_columns_call(x, scale, False)
+def lse_columns(x: np.ndarray, scale: float, mask: np.ndarray | None = None) -> np.ndarray:
+    """lse over axis 1 of x (outer, n, inner): out (outer, inner). ``mask``: None or a bool
+    (outer, n, inner) array of any strides (stride 0 along broadcast axes)."""
+    return _reduce_columns_call(x, mask, scale, False)
 
 
-def soft_argmax_columns(x: np.ndarray, scale: float) -> np.ndarray:
+def soft_argmax_columns(x: np.ndarray, scale: float, mask: np.ndarray | None = None
+                        ) -> np.ndarray:
     """soft_argmax over axis 1 of x (outer, n, inner): out (outer, inner)."""
-    return _reduce_columns_call(x, scale, True)
+    return _reduce_columns_call(x, mask, scale, True)
 
 
-def softmax_columns(x: np.ndarray, scale: float, log: bool) -> np.ndarray:
+def softmax_columns(x: np.ndarray, scale: float, log: bool, mask: np.ndarray | None = None
+                    ) -> np.ndarray:
     """softmax (or log_softmax) over axis 1 of x (outer, n, inner): y of x's shape."""
     y = np.empty_like(x)
     width = _column_width(x, "softmax_columns")
     with _column_launch(x, width, "softmax_columns") as (variant, work):
-        _softmax_columns[variant](x, scale, log, width, y, work)
+        _softmax_columns[variant](x, mask, scale, log, width, y, work)
     return y
 
 

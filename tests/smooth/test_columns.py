@@ -82,6 +82,69 @@ def test_every_layout_on_each_kernel_backend(kernel_backend, op, shape, axis, la
     check_result(kernel_backend, case, got, err_msg=f"{op} {shape} axis={axis}")
 
 
+# (id, mask shape given x's shape): full masks, broadcast along kept or reduced axes, scalars
+MASKS = [
+    ("full", lambda shape: shape),
+    ("kept-broadcast", lambda shape: (1,) + shape[1:]),
+    ("reduced-only", lambda shape: tuple(s if i == 0 else 1 for i, s in enumerate(shape))),
+    ("last-only", lambda shape: shape[-1:]),
+]
+
+
+@pytest.mark.parametrize("mask_kind", [pytest.param(f, id=i) for i, f in MASKS])
+@pytest.mark.parametrize(("shape", "axis", "layout"),
+                         [pytest.param(s, a, f, id=i) for i, s, a, f in LAYOUTS])
+@pytest.mark.parametrize("op", FORWARD)
+def test_masked_forward_ops_on_every_layout(op, shape, axis, layout, mask_kind, rng):
+    """where masks go to the column kernels as strided views of the input's walk (stride 0
+    where broadcast), or the call falls back to rows: the same results either way."""
+    x = random_values(rng, shape, np.float32)
+    if layout is not None:
+        x = layout(x)
+    mask = rng.random(mask_kind(shape)) > 0.3
+    if mask.ndim == len(shape):
+        mask.flat[::7] = False
+    case = make_case(op, x, axis, rng, where=mask)
+    got = getattr(fastops, op)(x, axis=axis, where=mask)
+    check_result(_NUMBA, case, got, err_msg=f"{op} {shape} axis={axis} where{mask.shape}")
+
+
+@pytest.mark.parametrize("op", FORWARD)
+def test_masked_columns_special_values(op, rng):
+    """Masked +inf and NaN do not count; a kept one makes the column NaN with masked elements
+    at the fill; a fully masked column; a column whose only kept values are -inf."""
+    x = random_values(rng, (40, 48), np.float64)
+    mask = rng.random((40, 48)) > 0.3
+    x[3, 1], mask[3, 1] = np.inf, False
+    x[4, 2], mask[4, 2] = np.nan, False
+    x[5, 3], mask[5, 3] = np.inf, True
+    x[6, 4], mask[6, 4] = np.nan, True
+    mask[:, 5] = False
+    x[:, 6] = -np.inf
+    case = make_case(op, x, 0, rng, where=mask)
+    with np.errstate(invalid="ignore"):
+        got = getattr(fastops, op)(x, axis=0, where=mask)
+    check_result(_NUMBA, case, got, err_msg=op)
+
+
+def test_masked_column_path_is_taken_and_copies_nothing(rng):
+    from fastops.smooth import _Rows
+
+    x = random_values(rng, (512, 256), np.float64)
+    key = rng.random((512, 1)) > 0.3  # broadcast along the kept axis
+    call = _Rows("logsumexp", x, 0, key, "numba", walk_as_it_lies=True)
+    assert call.columns is not None and call.mask_columns is not None
+    assert call.mask_columns.strides[2] == 0 and np.shares_memory(call.mask_columns, key)
+    fastops.logsumexp(x, axis=0, where=key)
+    tracemalloc.start()
+    try:
+        fastops.logsumexp(x, axis=0, where=key)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < x.nbytes // 16, peak
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize(("shape", "axis", "layout"),
                          [pytest.param(s, a, f, id=i) for i, s, a, f in LAYOUTS])
