@@ -248,6 +248,15 @@ def column_view(arr: Any, axes: tuple[int, ...], dtype: Any,
     return ColumnView(walked, tuple(shape), tuple(axes), order)
 
 
+def as_contiguous(xp: Any, arr: Any, dtype: Any) -> Any:
+    """``xp.ascontiguousarray(arr, dtype=dtype)``, with the CPU's F16C conversion for
+    C-contiguous float16 <-> float32 (see as_dtype): the one conversion of every family's
+    inputs into their kernels' working dtype."""
+    if arr.flags.c_contiguous:
+        return as_dtype(xp, arr, dtype)
+    return xp.ascontiguousarray(arr, dtype=dtype)
+
+
 def as_dtype(xp: Any, arr: Any, dtype: Any) -> Any:
     """``arr`` in ``dtype`` (itself when it has it already); on the CPU float16 <-> float32
     goes through fastops._relayout's F16C conversion instead of NumPy's scalar loop."""

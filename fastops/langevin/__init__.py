@@ -30,6 +30,7 @@ import numpy as np
 
 from .. import _checks
 from .._dispatch import array_module, resolve_backend
+from .._rows import as_contiguous, as_dtype
 from ..random import check_offset, check_uint64
 from ..random import uniform as _uniform
 from . import reference
@@ -70,7 +71,7 @@ def _same_view(a: Any, b: Any) -> bool:
 
 def _flat(xp: Any, arr: Any, dtype: np.dtype) -> Any:
     """A C-contiguous 1-D array of ``arr``'s elements in ``dtype`` (a view when it can be)."""
-    return xp.ascontiguousarray(arr, dtype=dtype).reshape(-1)
+    return as_contiguous(xp, arr, dtype).reshape(-1)
 
 
 def langevin_step(x: Any, score: Any, step_size: float, *, seed: int, step: int,
@@ -146,7 +147,7 @@ def langevin_step(x: Any, score: Any, step_size: float, *, seed: int, step: int,
         target = xp.empty(x.size, work)
     _kernels(backend).step(xw, sw, target, c1, c2, seed, step, offset)
     if out is None:
-        return target.reshape(x.shape).astype(result, copy=False)
+        return as_dtype(xp, target.reshape(x.shape), result)
     if not direct:
         out[...] = target.reshape(out.shape)
     return out
@@ -392,11 +393,11 @@ def gmm_score(x: Any, means: Any, sigma: float, *, log_weights: Any = None,
         res = reference.gmm_score(pts, means, sigma, log_weights=log_weights,
                                   component_std=component_std)
         return res.reshape(x.shape).astype(result, copy=False)
-    pts = xp.ascontiguousarray(x, dtype=work).reshape(-1, d)
+    pts = as_contiguous(xp, x, work).reshape(-1, d)
     mu = xp.ascontiguousarray(means, dtype=work)
     lw = (xp.zeros(k, work) if log_weights is None
           else xp.ascontiguousarray(log_weights, dtype=work))
     if pts.shape[0] == 0 or d == 0:
         return xp.zeros(x.shape, result)
     res = _kernels(backend).gmm_score(pts, mu, lw, var)
-    return res.reshape(x.shape).astype(result, copy=False)
+    return as_dtype(xp, res.reshape(x.shape), result)

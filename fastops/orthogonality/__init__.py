@@ -31,6 +31,7 @@ import numpy as np
 
 from .. import _checks, _threads
 from .._dispatch import array_module, resolve_backend
+from .._rows import as_contiguous, as_dtype
 from . import reference
 from .reference import KINDS
 
@@ -86,7 +87,7 @@ class _Batch:
         self.out_dtype = _checks.result_dtype(func, name, arr.dtype)
         work = _checks.working_dtype(func, name, arr.dtype)
         rows, cols = self.shape[-2:]
-        self.data = xp.ascontiguousarray(arr.reshape(self.size, rows, cols), dtype=work)
+        self.data = as_contiguous(xp, arr.reshape(self.size, rows, cols), work)
 
     @property
     def size(self) -> int:
@@ -105,7 +106,7 @@ class _Batch:
     def like_input(self, per_element: Any, shape: tuple[int, ...] | None = None) -> Any:
         """A (B, r, c) result in the caller's shape and the result dtype."""
         out = per_element.reshape(self.shape if shape is None else shape)
-        return out.astype(self.out_dtype, copy=False)
+        return as_dtype(self.xp, out, self.out_dtype)
 
 
 # --------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ import numpy as np
 
 from .. import _checks
 from .._dispatch import array_module, resolve_backend
+from .._rows import as_contiguous, as_dtype
 from . import reference
 from .reference import broadcast_batch, chain_args, cotangent, flag, result_dtype, vector_args
 
@@ -73,7 +74,7 @@ class _Operand:
         lead = self.shape[:len(self.shape) - ntail]
         tail = self.shape[len(lead):]
         n = math.prod(lead)
-        self.data = xp.ascontiguousarray(arr.reshape((n,) + tail), dtype=dtype)
+        self.data = as_contiguous(xp, arr.reshape((n,) + tail), dtype)
         self.idx = None
         if lead != batch:
             padded = (1,) * (len(batch) - len(lead)) + lead
@@ -87,7 +88,7 @@ def _reduce(xp: Any, full: Any, batch: tuple[int, ...], op: _Operand, dtype: np.
     tail = _shape(full)[1:]
     g = full.reshape(batch + tail)
     if op.idx is not None:
-        g = reference.sum_to(xp, g.astype(_F64, copy=False), op.shape)
+        g = reference.sum_to(xp, g, op.shape, dtype=_F64)
     return g.reshape(op.shape).astype(dtype, copy=False)
 
 
@@ -230,7 +231,7 @@ def expm_rank1_apply(x: Any, y: Any, v: Any, *, inverse: bool = False,
         ox, oy, ov = call.operand("x"), call.operand("y"), call.operand("v")
         z = _kernels(call.name).apply(ox.data, ox.idx, oy.data, oy.idx, ov.data, ov.idx, call.B,
                                       inverse)
-        return z.reshape(call.batch + (k,)).astype(call.out_dtype, copy=False)
+        return as_dtype(xp, z.reshape(call.batch + (k,)), call.out_dtype)
 
 
 def expm_rank1_apply_backward(x: Any, y: Any, v: Any, dz: Any, *, inverse: bool = False,

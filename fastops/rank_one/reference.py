@@ -187,15 +187,18 @@ def result_dtype(func: str, named: list[tuple[str, Any]]) -> np.dtype:
     return np.dtype(np.result_type(*(_checks.result_dtype(func, n, a.dtype) for n, a in named)))
 
 
-def sum_to(xp: Any, g: Any, shape: tuple[int, ...]) -> Any:
-    """Sum ``g`` (a broadcast result) down to ``shape``: the gradient of a broadcast input."""
+def sum_to(xp: Any, g: Any, shape: tuple[int, ...], dtype: Any = None) -> Any:
+    """Sum ``g`` (a broadcast result) down to ``shape``: the gradient of a broadcast input.
+
+    ``dtype``: the accumulator (the sums' dtype), e.g. float64 for a float32 ``g``, without a
+    converted copy of ``g`` (the wrapper's astype copy was 2x the per-entry gradient)."""
     extra = g.ndim - len(shape)
     if extra > 0:
-        g = g.sum(axis=tuple(range(extra)))
+        g = g.sum(axis=tuple(range(extra)), dtype=dtype)
     axes = tuple(i for i, (n, m) in enumerate(zip(shape, g.shape, strict=True))
                  if n == 1 and m != 1)
     if axes:
-        g = g.sum(axis=axes, keepdims=True)
+        g = g.sum(axis=axes, keepdims=True, dtype=dtype)
     return g
 
 
