@@ -79,6 +79,7 @@ _COL_SPLIT_MAX = 16
 _COL_MIN_PER_THREAD = 4
 
 _NULL = numpy.uint64(0)  # a null pointer argument (CuPy passes the 8 bytes by value)
+_Arg = cupy.ndarray | numpy.uint64  # an array argument, or the null pointer
 
 _SOURCE = KernelSource(Path(__file__).with_name("kernels.cu"))
 
@@ -173,18 +174,18 @@ def _check(x: cupy.ndarray, *others: tuple[str, cupy.ndarray | None]) -> None:
             )
 
 
-def _ptr(pair: RowPair | None) -> cupy.ndarray | numpy.uint64:
-    """A mask or b, given as (distinct rows, row index) (RowLayout.broadcast_rows), as the
-    (rows, n) array the kernels read, or a null pointer.
-
-    The kernels read one mask/b row per row of x, so rows shared by a broadcast are gathered
-    here, on the device (left as is: the CPU kernels follow the index instead). The index is the
-    identity exactly when there are as many distinct rows as rows (broadcast_rows builds it so).
-    """
+def _pair(pair: RowPair | None) -> tuple[_Arg, _Arg]:
+    """A mask or b, given as (distinct rows, row index) (RowLayout.broadcast_rows), as the two
+    kernel arguments ``(rows, index)``: null pointers for none, and a null index where it is
+    the identity (exactly when there are as many distinct rows as rows: broadcast_rows builds
+    it so). The kernels read row r at ``rows + index[r] * n`` (fo_row_start): a mask broadcast
+    over kept axes is read in place, never gathered to the input's size."""
     if pair is None:
-        return _NULL
+        return _NULL, _NULL
     rows2d, index = pair
-    return rows2d if rows2d.shape[0] == index.shape[0] else rows2d[index]
+    if rows2d.shape[0] == index.shape[0]:
+        return rows2d, _NULL
+    return rows2d, index.astype(numpy.int64, copy=False)
 
 
 def _scale(x: cupy.ndarray, scale: float) -> numpy.floating:
@@ -206,7 +207,7 @@ def lse(x: cupy.ndarray, mask: RowPair | None, scale: float) -> cupy.ndarray:
     _check(x)
     with x.device:
         out = cupy.empty(x.shape[0], dtype=_acc_dtype(x.dtype))
-        _launch("lse", x, (x, _ptr(mask), _scale(x, scale), out))
+        _launch("lse", x, (x, *_pair(mask), _scale(x, scale), out))
     return out
 
 
@@ -251,7 +252,7 @@ def lse_weighted(
         acc = _acc_dtype(x.dtype)
         out = cupy.empty(x.shape[0], dtype=acc)
         sign = cupy.empty(x.shape[0], dtype=acc)
-        _launch("lse_weighted", x, (x, _ptr(b), _ptr(mask), out, sign))
+        _launch("lse_weighted", x, (x, *_pair(b), *_pair(mask), out, sign))
     return out, sign
 
 
@@ -263,7 +264,7 @@ def soft_argmax(x: cupy.ndarray, mask: RowPair | None, scale: float) -> cupy.nda
     _check(x)
     with x.device:
         out = cupy.empty(x.shape[0], dtype=_acc_dtype(x.dtype))
-        _launch("soft_argmax", x, (x, _ptr(mask), _scale(x, scale), out))
+        _launch("soft_argmax", x, (x, *_pair(mask), _scale(x, scale), out))
     return out
 
 
@@ -276,7 +277,7 @@ def softmax(x: cupy.ndarray, mask: RowPair | None, scale: float, log: bool) -> c
     _check(x)
     with x.device:
         y = cupy.empty(x.shape, dtype=x.dtype)
-        args = (x, _ptr(mask), _scale(x, scale), numpy.int32(1 if log else 0), y)
+        args = (x, *_pair(mask), _scale(x, scale), numpy.int32(1 if log else 0), y)
         _launch("softmax", x, args)
     return y
 
@@ -295,7 +296,7 @@ def lse_backward(
     _check(x, ("b", b))
     with x.device:
         dx = cupy.empty(x.shape, dtype=x.dtype)
-        args = (x, _ptr(b), _ptr(mask), _per_row(x, out), _per_row(x, dout), dx)
+        args = (x, *_pair(b), *_pair(mask), _per_row(x, out), _per_row(x, dout), dx)
         _launch("lse_backward", x, args)
     return dx
 
@@ -312,7 +313,7 @@ def softmax_backward(
     _check(y, ("dy", dy))
     with y.device:
         dx = cupy.empty(y.shape, dtype=y.dtype)
-        args = (y, dy, _ptr(mask), _scale(y, scale), numpy.int32(1 if log else 0), dx)
+        args = (y, dy, *_pair(mask), _scale(y, scale), numpy.int32(1 if log else 0), dx)
         _launch("softmax_backward", y, args)
     return dx
 
@@ -325,7 +326,7 @@ def smooth_max_backward(
     _check(x)
     with x.device:
         dx = cupy.empty(x.shape, dtype=x.dtype)
-        args = (x, _ptr(mask), _scale(x, scale), _per_row(x, dout), dx)
+        args = (x, *_pair(mask), _scale(x, scale), _per_row(x, dout), dx)
         _launch("smooth_max_backward", x, args)
     return dx
 
@@ -338,6 +339,6 @@ def soft_argmax_backward(
     _check(x)
     with x.device:
         dx = cupy.empty(x.shape, dtype=x.dtype)
-        args = (x, _ptr(mask), _scale(x, scale), _per_row(x, dout), dx)
+        args = (x, *_pair(mask), _scale(x, scale), _per_row(x, dout), dx)
         _launch("soft_argmax_backward", x, args)
     return dx

@@ -332,6 +332,20 @@ __device__ __forceinline__ void group_reduce(S& st, int tpr, S* sm) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Where row `row` of a mask or b starts: masks and b broadcast over kept axes arrive as their
+// distinct rows plus a row index (fastops._rows.RowLayout.broadcast_rows), read in place.
+__device__ __forceinline__ long long fo_row_start(const long long* rows, long long row,
+                                                  long long n) {
+  return (rows ? __ldg(rows + row) : row) * n;
+}
+// Row `row` of a mask or b (null stays null: no mask, b = 1).
+template <typename P>
+__device__ __forceinline__ const P* fo_arg_row(const P* base, const long long* rows,
+                                               long long row, long long n) {
+  return base ? base + fo_row_start(rows, row, n) : base;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Results from a merged state, shared by the row ops below and the column ops further down.
 
 // (1/scale) log sum exp(scale v): NaN, +inf, -inf (nothing kept or all -inf), else the
@@ -379,12 +393,13 @@ template <typename T> struct LseOp {
   __device__ __forceinline__ A state_scale() const { return scale; }
   const T* x;
   const unsigned char* mask;
+  const long long* mask_rows;  // null: mask row r is row r (see fo_row_start)
   A scale;
   A* out;
   __device__ __forceinline__ void stats(State& st, long long row, long long n, long long g,
                                         long long G) const {
     const long long off = row * n;
-    walk<T, false>(x + off, (const T*)0, mask ? mask + off : mask, (T*)0, n, g, G,
+    walk<T, false>(x + off, (const T*)0, fo_arg_row(mask, mask_rows, row, n), (T*)0, n, g, G,
                    [&](long long, A v, A, bool keep) {
                      if (keep) st.push(v, A(1));
                      return A(0);
@@ -404,13 +419,16 @@ template <typename T> struct LseWeightedOp {
   __device__ __forceinline__ A state_scale() const { return A(1); }
   const T* x;
   const T* b;
+  const long long* b_rows;
   const unsigned char* mask;
+  const long long* mask_rows;  // null: mask row r is row r (see fo_row_start)
   A* out;
   A* sign;
   __device__ __forceinline__ void stats(State& st, long long row, long long n, long long g,
                                         long long G) const {
     const long long off = row * n;
-    walk<T, false>(x + off, b + off, mask ? mask + off : mask, (T*)0, n, g, G,
+    walk<T, false>(x + off, fo_arg_row(b, b_rows, row, n), fo_arg_row(mask, mask_rows, row, n),
+                   (T*)0, n, g, G,
                    [&](long long, A v, A w, bool keep) {
                      if (keep && w != A(0)) st.push(v, w);  // a NaN w is kept and poisons c/s
                      return A(0);
@@ -454,12 +472,13 @@ template <typename T> struct SoftArgmaxOp {
   __device__ __forceinline__ A state_scale() const { return scale; }
   const T* x;
   const unsigned char* mask;
+  const long long* mask_rows;  // null: mask row r is row r (see fo_row_start)
   A scale;
   A* out;
   __device__ __forceinline__ void stats(State& st, long long row, long long n, long long g,
                                         long long G) const {
     const long long off = row * n;
-    walk<T, false>(x + off, (const T*)0, mask ? mask + off : mask, (T*)0, n, g, G,
+    walk<T, false>(x + off, (const T*)0, fo_arg_row(mask, mask_rows, row, n), (T*)0, n, g, G,
                    [&](long long j, A v, A, bool keep) {
                      if (keep) st.push(v, A(j));
                      return A(0);
@@ -478,13 +497,14 @@ template <typename T> struct SoftmaxOp {
   __device__ __forceinline__ A state_scale() const { return scale; }
   const T* x;
   const unsigned char* mask;
+  const long long* mask_rows;  // null: mask row r is row r (see fo_row_start)
   A scale;
   int log_mode;
   T* y;
   __device__ __forceinline__ void stats(State& st, long long row, long long n, long long g,
                                         long long G) const {
     const long long off = row * n;
-    walk<T, false>(x + off, (const T*)0, mask ? mask + off : mask, (T*)0, n, g, G,
+    walk<T, false>(x + off, (const T*)0, fo_arg_row(mask, mask_rows, row, n), (T*)0, n, g, G,
                    [&](long long, A v, A, bool keep) {
                      if (keep) st.push(v, A(1));
                      return A(0);
@@ -494,7 +514,7 @@ template <typename T> struct SoftmaxOp {
                                          long long G) const {
     const long long off = row * n;
     const SoftmaxValue<A> value(st, scale, log_mode != 0);
-    walk<T, true>(x + off, (const T*)0, mask ? mask + off : mask, y + off, n, g, G,
+    walk<T, true>(x + off, (const T*)0, fo_arg_row(mask, mask_rows, row, n), y + off, n, g, G,
                   [&](long long, A v, A, bool keep) { return value(v, keep); });
   }
 };
@@ -507,13 +527,14 @@ template <typename T> struct SmoothMaxBackwardOp {
   __device__ __forceinline__ A state_scale() const { return scale; }
   const T* x;
   const unsigned char* mask;
+  const long long* mask_rows;  // null: mask row r is row r (see fo_row_start)
   A scale;
   const A* dout;
   T* dx;
   __device__ __forceinline__ void stats(State& st, long long row, long long n, long long g,
                                         long long G) const {
     const long long off = row * n;
-    walk<T, false>(x + off, (const T*)0, mask ? mask + off : mask, (T*)0, n, g, G,
+    walk<T, false>(x + off, (const T*)0, fo_arg_row(mask, mask_rows, row, n), (T*)0, n, g, G,
                    [&](long long, A v, A, bool keep) {
                      if (keep) st.push(v, A(1));
                      return A(0);
@@ -525,7 +546,7 @@ template <typename T> struct SmoothMaxBackwardOp {
     const A sc = scale, m = st.m, gd = dout[row];
     const bool bad = st.is_nan_row() || st.has_pos_inf(), empty = st.is_empty();
     const A sum = st.s + st.c;
-    walk<T, true>(x + off, (const T*)0, mask ? mask + off : mask, dx + off, n, g, G,
+    walk<T, true>(x + off, (const T*)0, fo_arg_row(mask, mask_rows, row, n), dx + off, n, g, G,
                   [&](long long, A v, A, bool keep) {
                     if (!keep) return A(0);
                     if (bad) return Lim<A>::nan();  // before empty: NaN in an all -inf row
@@ -543,13 +564,14 @@ template <typename T> struct SoftArgmaxBackwardOp {
   __device__ __forceinline__ A state_scale() const { return scale; }
   const T* x;
   const unsigned char* mask;
+  const long long* mask_rows;  // null: mask row r is row r (see fo_row_start)
   A scale;
   const A* dout;
   T* dx;
   __device__ __forceinline__ void stats(State& st, long long row, long long n, long long g,
                                         long long G) const {
     const long long off = row * n;
-    walk<T, false>(x + off, (const T*)0, mask ? mask + off : mask, (T*)0, n, g, G,
+    walk<T, false>(x + off, (const T*)0, fo_arg_row(mask, mask_rows, row, n), (T*)0, n, g, G,
                    [&](long long j, A v, A, bool keep) {
                      if (keep) st.push(v, A(j));
                      return A(0);
@@ -562,7 +584,7 @@ template <typename T> struct SoftArgmaxBackwardOp {
     // A NaN (s is NaN) or a kept +inf makes the row NaN, even when every other value is -inf.
     const bool bad = !(s == s) || st.m == Lim<A>::inf(), empty = st.m == -Lim<A>::inf();
     const A ymean = st.t / s, gs = dout[row] * sc;
-    walk<T, true>(x + off, (const T*)0, mask ? mask + off : mask, dx + off, n, g, G,
+    walk<T, true>(x + off, (const T*)0, fo_arg_row(mask, mask_rows, row, n), dx + off, n, g, G,
                   [&](long long j, A v, A, bool keep) {
                     if (!keep) return A(0);
                     if (bad) return Lim<A>::nan();  // before empty: NaN in an all -inf row
@@ -583,6 +605,7 @@ template <typename T> struct SoftmaxBackwardOp {
   const T* y;
   const T* dy;
   const unsigned char* mask;
+  const long long* mask_rows;  // null: mask row r is row r (see fo_row_start)
   A scale;
   int log_mode;
   T* dx;
@@ -591,7 +614,7 @@ template <typename T> struct SoftmaxBackwardOp {
     const long long off = row * n;
     const bool lg = log_mode != 0;
     const A ninf = -Lim<A>::inf();
-    walk<T, false>(y + off, dy + off, mask ? mask + off : mask, (T*)0, n, g, G,
+    walk<T, false>(y + off, dy + off, fo_arg_row(mask, mask_rows, row, n), (T*)0, n, g, G,
                    [&](long long, A yv, A dyv, bool keep) {
                      if (lg) {
                        if (keep && yv > ninf) st.d += dyv;
@@ -606,7 +629,7 @@ template <typename T> struct SoftmaxBackwardOp {
     const long long off = row * n;
     const bool lg = log_mode != 0;
     const A sc = scale, d = st.d, ninf = -Lim<A>::inf();
-    walk<T, true>(y + off, dy + off, mask ? mask + off : mask, dx + off, n, g, G,
+    walk<T, true>(y + off, dy + off, fo_arg_row(mask, mask_rows, row, n), dx + off, n, g, G,
                   [&](long long, A yv, A dyv, bool keep) {
                     if (!keep) return A(0);
                     if (lg) return yv == ninf ? A(0) : sc * (dyv - fo_exp(yv) * d);
@@ -623,7 +646,9 @@ template <typename T> struct LseBackwardOp {
   __device__ __forceinline__ A state_scale() const { return A(1); }
   const T* x;
   const T* b;  // may be null (b = 1)
+  const long long* b_rows;
   const unsigned char* mask;
+  const long long* mask_rows;  // null: mask row r is row r (see fo_row_start)
   const A* out;
   const A* dout;
   T* dx;
@@ -632,7 +657,8 @@ template <typename T> struct LseBackwardOp {
                                          long long G) const {
     const long long off = row * n;
     const A o = out[row], gd = dout[row], ninf = -Lim<A>::inf();
-    walk<T, true>(x + off, b ? b + off : b, mask ? mask + off : mask, dx + off, n, g, G,
+    walk<T, true>(x + off, fo_arg_row(b, b_rows, row, n), fo_arg_row(mask, mask_rows, row, n),
+                  dx + off, n, g, G,
                   [&](long long, A xv, A bv, bool keep) {
                     if (!keep || bv == A(0) || xv == ninf || o == ninf) return A(0);
                     return gd * bv * fo_exp(xv - o);
@@ -841,6 +867,7 @@ __device__ __forceinline__ void columns_body(const Op& op, long long outer, long
   }
 
 typedef const unsigned char* fo_mask_t;
+typedef const long long* fo_rows_t;  // a row index of a mask or b (null: the identity)
 
 // Selection. gpu.py compiles one module per (op, dtype) so that the first call of an op pays
 // NVRTC for its own few kernels only: it prepends "#define FASTOPS_SELECT 1",
@@ -885,44 +912,51 @@ typedef const unsigned char* fo_mask_t;
 // The argument lists below are the contract with gpu.py (same order there), followed by the
 // shape arguments of FO_ROWS_KERNEL / FO_PARTIAL_KERNEL / FO_SECOND_KERNEL.
 #define FO_LSE(T, A, DT)                                                                           \
-  FO_OP_KERNELS(lse, combine, DT, LseOp<T>, (const T* x, fo_mask_t mask, A scale, A* out),         \
-                (x, mask, scale, out))                                                             \
+  FO_OP_KERNELS(lse, combine, DT, LseOp<T>,                                                        \
+                (const T* x, fo_mask_t mask, fo_rows_t mask_rows, A scale, A* out),                \
+                (x, mask, mask_rows, scale, out))                                                  \
   FO_COLUMNS_KERNEL(lse, DT, LseColumns<T>, (const T* x, A scale, A* out), (x, scale, out))
 #define FO_LSE_WEIGHTED(T, A, DT)                                                                  \
   FO_OP_KERNELS(lse_weighted, combine, DT, LseWeightedOp<T>,                                       \
-                (const T* x, const T* b, fo_mask_t mask, A* out, A* sign),                         \
-                (x, b, mask, out, sign))
+                (const T* x, const T* b, fo_rows_t b_rows, fo_mask_t mask, fo_rows_t mask_rows,    \
+                 A* out, A* sign),                                                                 \
+                (x, b, b_rows, mask, mask_rows, out, sign))
 #define FO_SOFT_ARGMAX(T, A, DT)                                                                   \
   FO_OP_KERNELS(soft_argmax, combine, DT, SoftArgmaxOp<T>,                                         \
-                (const T* x, fo_mask_t mask, A scale, A* out), (x, mask, scale, out))              \
+                (const T* x, fo_mask_t mask, fo_rows_t mask_rows, A scale, A* out),                \
+                (x, mask, mask_rows, scale, out))                                                  \
   FO_COLUMNS_KERNEL(soft_argmax, DT, SoftArgmaxColumns<T>, (const T* x, A scale, A* out),          \
                     (x, scale, out))
 #define FO_SOFTMAX(T, A, DT)                                                                       \
   FO_OP_KERNELS(softmax, apply, DT, SoftmaxOp<T>,                                                  \
-                (const T* x, fo_mask_t mask, A scale, int log_mode, T* y),                         \
-                (x, mask, scale, log_mode, y))                                                     \
+                (const T* x, fo_mask_t mask, fo_rows_t mask_rows, A scale, int log_mode, T* y),    \
+                (x, mask, mask_rows, scale, log_mode, y))                                          \
   FO_COLUMNS_KERNEL(softmax, DT, SoftmaxColumns<T>, (const T* x, A scale, int log_mode, T* y),     \
                     (x, scale, log_mode, y))
 #define FO_SMOOTH_MAX_BACKWARD(T, A, DT)                                                           \
   FO_OP_KERNELS(smooth_max_backward, apply, DT, SmoothMaxBackwardOp<T>,                            \
-                (const T* x, fo_mask_t mask, A scale, const A* dout, T* dx),                       \
-                (x, mask, scale, dout, dx))
+                (const T* x, fo_mask_t mask, fo_rows_t mask_rows, A scale, const A* dout,          \
+                 T* dx),                                                                           \
+                (x, mask, mask_rows, scale, dout, dx))
 #define FO_SOFT_ARGMAX_BACKWARD(T, A, DT)                                                          \
   FO_OP_KERNELS(soft_argmax_backward, apply, DT, SoftArgmaxBackwardOp<T>,                          \
-                (const T* x, fo_mask_t mask, A scale, const A* dout, T* dx),                       \
-                (x, mask, scale, dout, dx))
+                (const T* x, fo_mask_t mask, fo_rows_t mask_rows, A scale, const A* dout,          \
+                 T* dx),                                                                           \
+                (x, mask, mask_rows, scale, dout, dx))
 #define FO_SOFTMAX_BACKWARD(T, A, DT)                                                              \
   FO_OP_KERNELS(softmax_backward, apply, DT, SoftmaxBackwardOp<T>,                                 \
-                (const T* y, const T* dy, fo_mask_t mask, A scale, int log_mode, T* dx),           \
-                (y, dy, mask, scale, log_mode, dx))
+                (const T* y, const T* dy, fo_mask_t mask, fo_rows_t mask_rows, A scale,            \
+                 int log_mode, T* dx),                                                             \
+                (y, dy, mask, mask_rows, scale, log_mode, dx))
 // No row statistic: no partial kernel; the apply kernel alone splits huge rows.
 #define FO_LSE_BACKWARD_ARGS(T, A)                                                                 \
-  (const T* x, const T* b, fo_mask_t mask, const A* out, const A* dout, T* dx)
+  (const T* x, const T* b, fo_rows_t b_rows, fo_mask_t mask, fo_rows_t mask_rows,                  \
+   const A* out, const A* dout, T* dx)
 #define FO_LSE_BACKWARD(T, A, DT)                                                                  \
   FO_ROWS_KERNEL(lse_backward, DT, LseBackwardOp<T>, FO_LSE_BACKWARD_ARGS(T, A),                   \
-                 (x, b, mask, out, dout, dx))                                                      \
+                 (x, b, b_rows, mask, mask_rows, out, dout, dx))                                   \
   FO_SECOND_KERNEL(lse_backward, apply, DT, LseBackwardOp<T>, FO_LSE_BACKWARD_ARGS(T, A),          \
-                   (x, b, mask, out, dout, dx))
+                   (x, b, b_rows, mask, mask_rows, out, dout, dx))
 
 #ifdef FASTOPS_OP_LSE
 FO_FOR_DTYPES(FO_LSE)
