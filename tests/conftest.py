@@ -142,10 +142,10 @@ def cpu_backend(request: pytest.FixtureRequest) -> Backend:
     return Backend(request.param)
 
 
-@pytest.fixture(params=[pytest.param("numba"), _cupy_param()])
-def kernel_backend(request: pytest.FixtureRequest) -> Backend:
-    """The two kernel backends, numba and cupy (gpu marker), without the numpy reference path
-    (for tests of the kernels' own paths, such as the column kernels)."""
+@pytest.fixture(params=[_cupy_param()])
+def gpu_backend(request: pytest.FixtureRequest) -> Backend:
+    """The cupy backend alone (gpu marker; skipped without a GPU), for the GPU kernels' own
+    paths (the column kernels) where the CPU has tests of its own."""
     return Backend(request.param)
 
 

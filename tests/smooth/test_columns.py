@@ -65,10 +65,10 @@ def test_every_layout_against_the_reference(op, shape, axis, layout, dtype, rng)
 @pytest.mark.parametrize(("shape", "axis", "layout"),
                          [pytest.param(s, a, f, id=i) for i, s, a, f in LAYOUTS])
 @pytest.mark.parametrize("op", FORWARD)
-def test_every_layout_on_each_kernel_backend(kernel_backend, op, shape, axis, layout, dtype,
-                                             rng):
-    """The same layouts through the backend's fixture: on the GPU the forward ops' column
-    kernels (fastops_<op>_columns_<dtype>) read x where it lies, float16 natively."""
+def test_every_layout_on_the_gpu(gpu_backend, op, shape, axis, layout, dtype, rng):
+    """The same layouts on the GPU: the forward ops' column kernels
+    (fastops_<op>_columns_<dtype>) read x where it lies, float16 natively."""
+    kernel_backend = gpu_backend
     x = random_values(rng, shape, dtype)
     if layout is not None:
         x = layout(x)
@@ -87,7 +87,6 @@ MASKS = [
     ("full", lambda shape: shape),
     ("kept-broadcast", lambda shape: (1,) + shape[1:]),
     ("reduced-only", lambda shape: tuple(s if i == 0 else 1 for i, s in enumerate(shape))),
-    ("last-only", lambda shape: shape[-1:]),
 ]
 
 
@@ -113,7 +112,8 @@ def test_masked_forward_ops_on_every_layout(op, shape, axis, layout, mask_kind, 
 def test_masked_columns_special_values(op, rng):
     """Masked +inf and NaN do not count; a kept one makes the column NaN with masked elements
     at the fill; a fully masked column; a column whose only kept values are -inf."""
-    x = random_values(rng, (40, 48), np.float64)
+    x = random_values(rng, (40, 48), np.float32)  # float32 only: the masked column kernels
+    # are the same code for float64, and each dtype costs CI two more cold compilations
     mask = rng.random((40, 48)) > 0.3
     x[3, 1], mask[3, 1] = np.inf, False
     x[4, 2], mask[4, 2] = np.nan, False
@@ -130,7 +130,7 @@ def test_masked_columns_special_values(op, rng):
 def test_masked_column_path_is_taken_and_copies_nothing(rng):
     from fastops.smooth import _Rows
 
-    x = random_values(rng, (512, 256), np.float64)
+    x = random_values(rng, (512, 256), np.float32)
     key = rng.random((512, 1)) > 0.3  # broadcast along the kept axis
     call = _Rows("logsumexp", x, 0, key, "numba", walk_as_it_lies=True)
     assert call.columns is not None and call.mask_columns is not None
@@ -142,7 +142,7 @@ def test_masked_column_path_is_taken_and_copies_nothing(rng):
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak < x.nbytes // 16, peak
+    assert peak < x.nbytes // 8, peak
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
