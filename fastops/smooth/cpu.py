@@ -799,6 +799,18 @@ def _fill_masked(mrow, fill, yrow):
         yrow[i] = yrow[i] if mrow[i] else fill
 
 
+@inline
+def _column_classes(m, s, width, fill, ok, special):
+    """Per column of a tile's state: ok[i] 1 where the column has a finite maximum and no
+    NaN, else 0 with special[i] its value for every element: NaN for a kept +inf or NaN
+    (checked first: NaN beats all -inf), ``fill`` for nothing kept or only -inf."""
+    T = ok.dtype.type
+    for i in range(width):
+        bad = m[i] == T(np.inf) or s[i] != s[i]
+        ok[i] = T(0.0) if (bad or m[i] == T(-np.inf)) else T(1.0)
+        special[i] = T(np.nan) if bad else fill
+
+
 def _softmax_columns_impl(x, mask, sc, log, width, y, work):
     """softmax (or log_softmax) over axis 1 of x (outer, n, inner) into y of the same shape;
     masked elements get the fill (0, log: -inf), also in a NaN column."""
@@ -823,10 +835,8 @@ def _softmax_columns_impl(x, mask, sc, log, width, y, work):
                 w = j1 - j0
                 # Per column: the coefficient of the write, or the special value of the whole
                 # column (a kept +inf or NaN: NaN, checked first; nothing but -inf: the fill).
+                _column_classes(m, s, w, fill, ok, special)
                 for i in range(w):
-                    bad = m[i] == T(np.inf) or s[i] != s[i]
-                    ok[i] = T(0.0) if (bad or m[i] == ninf) else T(1.0)
-                    special[i] = T(np.nan) if bad else fill
                     if log:
                         log_total[i] = np.log1p(s[i] + (c[i] - 1.0))
                         m64[i] = np.float64(m[i])
@@ -869,10 +879,8 @@ def _prob_grad_columns_impl(x, sc, dout, index_weighted, width, dx, work):
                 _column_state(plane, None, j0, j1, T(sc), index_weighted, bufs)
                 w = j1 - j0
                 drow = dout[o, j0:j1]
-                for i in range(w):  # a kept +inf or NaN: NaN (first); nothing but -inf: 0
-                    bad = m[i] == T(np.inf) or s[i] != s[i]
-                    ok[i] = T(0.0) if (bad or m[i] == T(-np.inf)) else T(1.0)
-                    special[i] = T(np.nan) if bad else T(0.0)
+                _column_classes(m, s, w, T(0.0), ok, special)
+                for i in range(w):
                     y_mean[i] = _argmax_value(m[i], s[i], c[i], sj[i], cj[i]) \
                         if index_weighted else 0.0
                     inv_total[i] = T(1.0 / (s[i] + c[i]))
@@ -1135,7 +1143,7 @@ def _lse_weighted_impl(x, b, mask, out, sign, work):
                 break
             for r in range(start, stop):
                 xrow = x[r]
-                brow = b[0][b[1][r]]
+                brow = _mask_row(b, r)  # b is a (distinct rows, index) pair like a mask
                 mrow = _mask_row(mask, r)
                 m, probe = _weighted_scan(xrow, brow, mrow)
                 has_nan = False
