@@ -133,3 +133,67 @@ def test_ops_through_the_fast_copies(op, kwargs, rng):
     assert got.dtype == np.float16
     scale = np.abs(ref).max() if op == "smooth_max_backward" else 0.0
     assert_close(got, ref, np.float16, scale=scale * 1e-3, err_msg=op)
+
+
+# float16 rows slab by slab (half_rows): small slabs, so that every case has many of them, on
+# one thread and on the pool; every row's result must have the bits of the float32 call on
+# one thread (the kernels take each row whole), rounded once to float16.
+_HALF_CASES = [
+    ("logsumexp", {"axis": -1}, ()),
+    ("logsumexp", {"axis": -1, "where": "key"}, ()),
+    ("logsumexp", {"axis": 1, "b": "weights"}, ()),
+    ("softmax", {"axis": -1, "where": "key"}, ()),
+    ("log_softmax", {"axis": 0}, ()),  # the float16 transposing copy into rows first
+    ("smooth_max", {"axis": -1, "temperature": 0.5}, ()),
+    ("soft_argmax", {"axis": -1}, ()),
+    ("softmax_backward", {"axis": -1}, ("dy16",)),
+    ("softmax_backward", {"axis": -1}, ("dy32",)),  # float32 dy: sliced, not narrowed
+    ("log_softmax_backward", {"axis": -1, "where": "key"}, ("dy16",)),
+    ("smooth_max_backward", {"axis": -1}, ("dout",)),
+    ("soft_argmax_backward", {"axis": -1}, ("dout",)),
+    ("logsumexp_backward", {"axis": -1}, ("out", "dout")),
+]
+
+
+@pytest.mark.parametrize(("op", "kwargs", "extra"), _HALF_CASES,
+                         ids=[f"{op}-{i}" for i, (op, _, _) in enumerate(_HALF_CASES)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_float16_rows_slab_by_slab(op, kwargs, extra, threads, rng, monkeypatch):
+    monkeypatch.setattr(_relayout, "_SLAB_ELEMENTS", 3 * 40)  # 3 rows of 40 per slab
+    x = (rng.standard_normal((4, 25, 40)) * 3).astype(np.float16)
+    kw = dict(kwargs)
+    if kw.get("where") == "key":
+        kw["where"] = rng.random((4, 1, 40)) > 0.3  # broadcast over the middle axis
+    if kw.get("b") == "weights":
+        kw["b"] = rng.random((1, 25, 1))
+    if op in ("softmax_backward", "log_softmax_backward"):  # y: the forward op's output
+        x = getattr(fastops, op.removesuffix("_backward"))(x, **kw)
+    per_row = (4, 25) if kw["axis"] == -1 else (4, 40)
+    values = {"dy16": x[::-1].copy(), "dy32": rng.standard_normal(x.shape).astype(np.float32),
+              "dout": rng.standard_normal(per_row).astype(np.float32),
+              "out": fastops.logsumexp(x.astype(np.float32), axis=-1)}
+    args = [x] + [values[name] for name in extra]
+    fn = getattr(fastops, op)
+    with fastops.threads(threads):
+        got = fn(*args, **kw)
+    with fastops.threads(1):
+        expected = fn(*(a.astype(np.float32) if a.dtype == np.float16 else a for a in args),
+                      **kw)
+    assert got.dtype == np.float16
+    np.testing.assert_array_equal(got, expected.astype(np.float16))
+
+
+def test_float16_rows_make_no_float32_copy(rng):
+    """softmax of float16 rows allocates its float16 output and per-thread slab buffers, not
+    the input-sized float32 copies (input and output) the whole-array conversion made."""
+    import tracemalloc
+
+    x = rng.standard_normal((2048, 1024)).astype(np.float16)  # 4 MiB; in float32 8 MiB
+    fastops.softmax(x)  # compiled and the pool started outside the measurement
+    tracemalloc.start()
+    fastops.softmax(x)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    threads = fastops.get_num_threads()
+    slab_bytes = _relayout._SLAB_ELEMENTS * 4
+    assert peak < x.nbytes + 2 * threads * slab_bytes + (1 << 20), peak

@@ -85,8 +85,11 @@ class _Rows:
                 if self.mask_columns is None:
                     self.view = None
         self.columns = None
+        # float16 on the CPU stays float16 in rows (see rows_kernel); the kernels run in float32
+        self.half = xp is np and x.dtype == np.float16
         if self.view is None:
-            self.x = None if self.empty else self.layout.to_rows(xp, x, self.work_dtype)
+            self.x = None if self.empty else \
+                self.layout.to_rows(xp, x, np.float16 if self.half else self.work_dtype)
         elif self.view.array.shape[2] == 1:
             self.x = self.view.rows
         else:
@@ -95,6 +98,16 @@ class _Rows:
         # (distinct mask rows, row index): a mask broadcast over kept axes is not copied out
         self.mask = None if (mask is None or self.empty or self.view is not None) else \
             self.layout.broadcast_rows(xp, mask, np.bool_)
+
+    def rows_kernel(self, kernel: Any, *args: Any) -> Any:
+        """``kernel(rows, *args)`` on the (rows, n) input; float16 rows on the CPU go slab by
+        slab through float32 buffers (fastops._relayout.half_rows), with the float16 (rows, n)
+        arguments from like_input."""
+        if not self.half:
+            return kernel(self.x, *args)
+        from .. import _relayout  # Numba: imported with the CPU kernels, not with fastops
+
+        return _relayout.half_rows(kernel, self.x, *args)
 
     def column_kernel(self, kernel: Any, *args: Any) -> Any:
         """``kernel(columns, *args)``, with ``mask=`` the walked mask when there is one (only
@@ -122,7 +135,8 @@ class _Rows:
         """Another per-element argument of x's shape (softmax_backward's dy) in the form the
         kernels get x: (rows, n) rows, or the (outer, n, inner) walk of ``view``."""
         if self.view is None:
-            return self.layout.to_rows(self.xp, arr, self.work_dtype)
+            half = self.half and arr.dtype == np.float16  # converted slab by slab: rows_kernel
+            return self.layout.to_rows(self.xp, arr, np.float16 if half else self.work_dtype)
         walked = self.view.walk(self.xp, arr, self.work_dtype)
         return walked if self.columns is not None else walked.reshape(self.x.shape)
 
@@ -215,15 +229,16 @@ def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
     kernels = _kernels(name)
     x = call.x
     if b_rows is None:
-        out = kernels.lse(x, call.mask, 1.0) if call.columns is None else \
+        out = call.rows_kernel(kernels.lse, call.mask, 1.0) if call.columns is None else \
             call.column_kernel(kernels.lse_columns, 1.0)
         if not return_sign:
             return call.reduction(out, keepdims)
         sign = xp.where(xp.isnan(out), xp.nan, xp.where(out == -xp.inf, 0.0, 1.0))
     else:
-        if x.dtype == np.float16:  # weighted sums are rare: compute them in float32
+        if x.dtype == np.float16 and not call.half:  # the GPU's weighted sums: float32 input
             x = x.astype(np.float32)
-        out, sign = kernels.lse_weighted(x, b_rows, call.mask)
+        out, sign = kernels.lse_weighted(x, b_rows, call.mask) if not call.half else \
+            call.rows_kernel(kernels.lse_weighted, b_rows, call.mask)
         if not return_sign:
             return call.reduction(xp.where(sign < 0, xp.nan, out), keepdims)
     return call.reduction(out, keepdims), call.reduction(sign.astype(out.dtype), keepdims)
@@ -304,7 +319,7 @@ def _temperature_reduction(func: str, kernel: str, empty_value: float, x: Any, a
         columns_fn = getattr(_kernels(name), f"{kernel}_columns")
         return call.reduction(call.column_kernel(columns_fn, call.scale), keepdims)
     kernel_fn = getattr(_kernels(name), kernel)
-    return call.reduction(kernel_fn(call.x, call.mask, call.scale), keepdims)
+    return call.reduction(call.rows_kernel(kernel_fn, call.mask, call.scale), keepdims)
 
 
 def _softmax(func: str, log: bool, x: Any, axis: Any, where: Any, temperature: float,
@@ -319,7 +334,7 @@ def _softmax(func: str, log: bool, x: Any, axis: Any, where: Any, temperature: f
     if call.columns is not None:
         return call.elementwise(call.column_kernel(_kernels(name).softmax_columns, call.scale,
                                                    log))
-    return call.elementwise(_kernels(name).softmax(call.x, call.mask, call.scale, log))
+    return call.elementwise(call.rows_kernel(_kernels(name).softmax, call.mask, call.scale, log))
 
 
 def softmax(x: Any, axis: Any = -1, *, where: Any = None, temperature: float = 1.0,
@@ -372,8 +387,8 @@ def logsumexp_backward(a: Any, out: Any, dout: Any, axis: Any = None, b: Any = N
     kernels = _kernels(name)
     if call.columns is not None:
         return call.elementwise(kernels.lse_backward_columns(call.columns, out_rows, dout_rows))
-    dx = kernels.lse_backward(call.x, b_rows, call.mask, out_rows, dout_rows)
-    return call.elementwise(dx)
+    return call.elementwise(call.rows_kernel(kernels.lse_backward, b_rows, call.mask, out_rows,
+                                             dout_rows))
 
 
 def _softmax_backward(func: str, log: bool, y: Any, dy: Any, axis: Any, where: Any,
@@ -392,8 +407,8 @@ def _softmax_backward(func: str, log: bool, y: Any, dy: Any, axis: Any, where: A
     if call.columns is not None:
         return call.elementwise(kernels.softmax_backward_columns(call.columns, dy_rows,
                                                                  call.scale, log))
-    return call.elementwise(kernels.softmax_backward(call.x, dy_rows, call.mask, call.scale,
-                                                     log))
+    return call.elementwise(call.rows_kernel(kernels.softmax_backward, dy_rows, call.mask,
+                                             call.scale, log))
 
 
 def softmax_backward(y: Any, dy: Any, axis: Any = -1, *, where: Any = None,
@@ -435,7 +450,8 @@ def _prob_backward(func: str, index_weighted: bool, x: Any, dout: Any, axis: Any
     if call.columns is not None:
         columns_fn = getattr(kernels, f"{op}_columns")
         return call.elementwise(columns_fn(call.columns, call.scale, dout_rows))
-    return call.elementwise(getattr(kernels, op)(call.x, call.mask, call.scale, dout_rows))
+    return call.elementwise(call.rows_kernel(getattr(kernels, op), call.mask, call.scale,
+                                             dout_rows))
 
 
 def smooth_max_backward(x: Any, dout: Any, axis: Any = -1, *, temperature: float = 1.0,
