@@ -101,7 +101,8 @@ def _convert_impl(src, dst, work):
                 break
             # 1-D views indexed from 0 (see fastops/smooth/cpu.py): dst[k] for k in
             # range(lo, hi) kept NumPy's negative-index check, which LLVM compiled to gathers
-            # and scatters around 8-lane conversions: 1.5 ns per element in cache, XXX.
+            # and scatters around 8-lane conversions: 1.5 ns per element in cache, 0.22 with
+            # the views (float16 -> float32, 2^18 elements, one thread, 2026-12-03).
             src_run = src[lo:hi]
             dst_run = dst[lo:hi]
             for k in range(src_run.size):
