@@ -108,7 +108,9 @@ def backends() -> dict[str, dict[str, Any]]:
 
 def _cupy_status() -> dict[str, Any]:
     if importlib.util.find_spec("cupy") is None:
-        return {"available": False, "reason": "cupy is not installed (pip install fastops[gpu])",
+        return {"available": False,
+                "reason": "cupy is not installed (pip install 'fastops-kernels[gpu]', or "
+                          "pip install -e '.[gpu]' in a fastops checkout)",
                 "version": None}
     try:
         import cupy

@@ -222,6 +222,8 @@ def test_backends_without_cupy_package():
         import fastops
         info = fastops.backends()["cupy"]
         assert info["available"] is False and "not installed" in info["reason"], info
+        assert "pip install 'fastops-kernels[gpu]'" in info["reason"], info  # not `fastops`
+        assert "pip install -e '.[gpu]'" in info["reason"], info
         assert info["version"] is None
     """
     proc = _run_python(code)

@@ -15,6 +15,10 @@ from typing import Any
 
 from .devices import cupy_usable, installed
 
+#: The distribution fastops is published as (the name ``fastops`` on the package index is an
+#: unrelated project); the import name is ``fastops``.
+DISTRIBUTION = "fastops-kernels"
+
 #: Distributions reported by ``fastops info`` (import name -> distribution names to try).
 _PACKAGES: dict[str, tuple[str, ...]] = {
     "numpy": ("numpy",),
@@ -188,7 +192,7 @@ def thread_pools() -> list[dict[str, Any]] | None:
 def machine_info(backends: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     """What a benchmark result depends on: host, versions, threads, and the GPU if used."""
     try:
-        fastops_version = importlib.metadata.version("fastops")
+        fastops_version = importlib.metadata.version(DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:
         fastops_version = None
     info: dict[str, Any] = {

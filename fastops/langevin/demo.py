@@ -92,7 +92,8 @@ def check_plot_available() -> None:
     if not devices.installed("matplotlib"):
         raise ImportError(
             "--plot needs matplotlib, which is not installed "
-            "(pip install matplotlib, or pip install 'fastops[bench]')"
+            "(pip install matplotlib, or pip install 'fastops-kernels[bench]', or "
+            "pip install -e '.[bench]' in a fastops checkout)"
         )
 
 
