@@ -49,6 +49,37 @@ def result_dtype(func: str, name: str, dtype: Any) -> np.dtype:
     return np.dtype(dt.type)
 
 
+#: Python scalars: "weak" in NumPy's promotion (NEP 50), they take the dtype of the arrays
+#: they meet, as in NumPy >= 2, SciPy and the Array API standard.
+_PYTHON_SCALARS = (bool, int, float)
+
+
+def promoted_dtype(func: str, named: list[tuple[str, Any]]) -> np.dtype:
+    """The result dtype of an op whose inputs are ``named`` (``(name, value)`` pairs): NumPy's
+    promotion of their dtypes, Python scalars weak (NEP 50: ``float32`` array with ``2.0``
+    gives float32, with ``np.float64(2.0)`` float64), and a bool/integer result as float64
+    (never an integer type). The one promotion rule of every family; each input's dtype is
+    checked as in :func:`working_dtype` (TypeError naming it).
+
+    >>> promoted_dtype("f", [("a", np.ones(2, np.float32)), ("b", np.ones(2, np.int64))])
+    dtype('float64')
+    >>> promoted_dtype("f", [("a", np.ones(2, np.float16)), ("b", 2.0)])
+    dtype('float16')
+    """
+    operands = []
+    for name, value in named:
+        if isinstance(value, _PYTHON_SCALARS) and not isinstance(value, np.generic):
+            operands.append(value)
+            continue
+        dtype = np.dtype(value.dtype) if hasattr(value, "dtype") else np.asarray(value).dtype
+        working_dtype(func, name, dtype)
+        operands.append(dtype)
+    dt = np.result_type(*operands)
+    if dt.kind in "biu":
+        return np.dtype(np.float64)
+    return np.dtype(dt.type)  # native byte order
+
+
 def normalize_axes(func: str, axis: Any, ndim: int, *, allow_none: bool = True) -> tuple[int, ...]:
     """``axis`` (None, int or tuple of ints) as a sorted tuple of non-negative axes.
 

@@ -58,6 +58,12 @@ class _Rows:
         self.backend = backend
         self.xp = xp = array_module(backend)
         x = xp.asarray(x)
+        # A 0-d input is one row of one element (SciPy's atleast_1d: axis -1, 0 or None;
+        # logsumexp(..., keepdims=True) then has shape (1,), as SciPy's); per-element results
+        # come back 0-d (elementwise).
+        self.input_shape = tuple(x.shape)
+        if x.ndim == 0:
+            x = x.reshape(1)
         self.out_dtype = _checks.result_dtype(func, name, x.dtype)
         self.work_dtype = _checks.working_dtype(func, name, x.dtype,
                                                 keep_float16=backend == "cupy")
@@ -134,6 +140,7 @@ class _Rows:
     def like_input(self, arr: Any) -> Any:
         """Another per-element argument of x's shape (softmax_backward's dy) in the form the
         kernels get x: (rows, n) rows, or the (outer, n, inner) walk of ``view``."""
+        arr = arr.reshape(self.layout.shape)  # a 0-d dy of a 0-d y (see input_shape)
         if self.view is None:
             half = self.half and arr.dtype == np.float16  # converted slab by slab: rows_kernel
             return self.layout.to_rows(self.xp, arr, np.float16 if half else self.work_dtype)
@@ -165,8 +172,13 @@ class _Rows:
         the input's shape."""
         rows2d = as_dtype(self.xp, rows2d, self.out_dtype)
         if self.view is None:
-            return self.layout.from_rows(self.xp, rows2d)
-        return self.view.elementwise(rows2d)
+            out = self.layout.from_rows(self.xp, rows2d)
+        else:
+            out = self.view.elementwise(rows2d)
+        if len(self.input_shape) == 0:  # a 0-d input: a NumPy scalar, as SciPy's (see reduction)
+            out = out.reshape(())
+            return out[()] if self.xp is np else out
+        return out
 
     def full_reduction(self, value: float, keepdims: bool) -> Any:
         """A per-row result holding ``value`` everywhere (empty rows, no kernel launch)."""
@@ -174,7 +186,7 @@ class _Rows:
                               keepdims)
 
     def full_like_input(self, value: float) -> Any:
-        return self.xp.full(self.layout.shape, value, dtype=self.out_dtype)
+        return self.xp.full(self.input_shape, value, dtype=self.out_dtype)
 
 
 def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
@@ -217,6 +229,7 @@ def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
     name = resolve_backend(func, (a, b, where), backend)
     if name == "numpy":
         return reference.logsumexp(a, axis, b, keepdims, return_sign, where=where)
+    a, b = _promoted_operands(func, a, b, array_module(name))
     weight = _uniform_weight(func, a, b, name)
     if weight is not None:  # one weight for every element: a shift of the unweighted result
         return _uniformly_weighted(a, axis, weight, keepdims, return_sign, where, name)
@@ -242,6 +255,28 @@ def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
         if not return_sign:
             return call.reduction(xp.where(sign < 0, xp.nan, out), keepdims)
     return call.reduction(out, keepdims), call.reduction(sign.astype(out.dtype), keepdims)
+
+
+def _promoted_operands(func: str, a: Any, b: Any, xp: Any) -> tuple[Any, Any]:
+    """logsumexp's ``a`` and ``b`` as SciPy takes them: ``a`` in the dtype promoted with
+    ``b`` (fastops._checks.promoted_dtype: a float32 ``a`` with a float64 ``b`` is computed and
+    returned in float64, with a Python float ``b`` in float32) and broadcast against ``b``'s
+    shape (the reduction runs over the broadcast shape)."""
+    dtype = _checks.promoted_dtype(func, [("a", a)] + ([] if b is None else [("b", b)]))
+    arr = _checks.real_array(func, "a", a, xp)
+    weights = None
+    if b is not None:
+        weights = _checks.real_array(func, "b", b, xp)
+        try:
+            shape = np.broadcast_shapes(arr.shape, weights.shape)
+        except ValueError:
+            raise ValueError(f"{func}: a of shape {tuple(arr.shape)} and b of shape "
+                             f"{tuple(weights.shape)} do not broadcast together") from None
+        if shape != tuple(arr.shape):
+            arr = xp.broadcast_to(arr, shape)
+    if _checks.result_dtype(func, "a", arr.dtype) != dtype:
+        arr = arr.astype(dtype)
+    return arr, weights
 
 
 def _uniform_weight(func: str, a: Any, b: Any, backend: str) -> float | None:
@@ -397,8 +432,8 @@ def _softmax_backward(func: str, log: bool, y: Any, dy: Any, axis: Any, where: A
     call = _Rows(func, y, axis, where, name, temperature, name="y", walk_as_it_lies=True)
     xp = call.xp
     dy = _checks.real_array(func, "dy", dy, xp)
-    if tuple(dy.shape) != call.layout.shape:
-        raise ValueError(f"{func}: dy must have the shape of y, {call.layout.shape}; "
+    if tuple(dy.shape) != call.input_shape:
+        raise ValueError(f"{func}: dy must have the shape of y, {call.input_shape}; "
                          f"got {tuple(dy.shape)}")
     if call.empty:
         return call.full_like_input(0.0)

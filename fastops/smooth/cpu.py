@@ -290,7 +290,10 @@ def _write_softmax(row, mrow, sc, m, s, c, log, yrow):
     T = row.dtype.type
     ninf = T(-np.inf)
     fill = ninf if log else T(0.0)
-    if m == T(np.inf) or s != s:  # a kept +inf or NaN (checked first: NaN beats all -inf)
+    # A kept NaN, or for softmax a kept +inf: NaN (checked first: NaN beats all -inf). For
+    # log_softmax a kept +inf goes through the formula below, SciPy's x - lse: NaN at the +inf
+    # elements (inf - inf), -inf at the others.
+    if s != s or (m == T(np.inf) and not log):
         _nan_kept(mrow, fill, yrow)
         return
     if m == ninf:  # empty or all -inf row: all 0 (log: all -inf)
@@ -504,11 +507,12 @@ def _tile_buffers(x):
 
 
 @inline
-def _fix_bad_rows(mask, r0, nrows, m, s, fill, out):
-    """Rows holding a kept +inf or NaN: NaN at the kept elements, fill at the masked ones."""
+def _fix_bad_rows(mask, r0, nrows, m, s, fill, inf_is_bad, out):
+    """Rows holding a kept NaN (or, with inf_is_bad, a kept +inf): NaN at the kept elements,
+    fill at the masked ones."""
     T = out.dtype.type
     for i in range(nrows):
-        if m[i] == T(np.inf) or s[i] != s[i]:
+        if s[i] != s[i] or (inf_is_bad and m[i] == T(np.inf)):
             _nan_kept(_mask_row(mask, r0 + i), fill, out[r0 + i])
 
 
@@ -592,7 +596,7 @@ def _short_softmax_impl(x, mask, sc, log, y, work):
                         for i in range(_TILE):  # the tile holds the exponentials
                             col[i] = col[i] * total[i] if m[i] != ninf else fill
                 _store_tile(tile, None, r0, nrows, fill, y)  # masked elements already hold the fill
-                _fix_bad_rows(mask, r0, nrows, m, s, fill, y)
+                _fix_bad_rows(mask, r0, nrows, m, s, fill, not log, y)  # as _write_softmax
 
 
 def _short_prob_grad_impl(x, mask, sc, dout, index_weighted, dx, work):
@@ -627,7 +631,7 @@ def _short_prob_grad_impl(x, mask, sc, dout, index_weighted, dx, work):
                         for i in range(_TILE):
                             col[i] = sj[i] * (col[i] * s[i]) if m[i] != ninf else zero
                 _store_tile(tile, mask, r0, nrows, zero, dx)
-                _fix_bad_rows(mask, r0, nrows, m, s, zero, dx)
+                _fix_bad_rows(mask, r0, nrows, m, s, zero, True, dx)
 
 
 _short_reduce = jit_pair(_short_reduce_impl)
@@ -821,13 +825,14 @@ def _fill_masked(mrow, fill, yrow):
 
 
 @inline
-def _column_classes(m, s, width, fill, ok, special):
-    """Per column of a tile's state: ok[i] 1 where the column has a finite maximum and no
-    NaN, else 0 with special[i] its value for every element: NaN for a kept +inf or NaN
-    (checked first: NaN beats all -inf), ``fill`` for nothing kept or only -inf."""
+def _column_classes(m, s, width, fill, inf_is_bad, ok, special):
+    """Per column of a tile's state: ok[i] 1 where the column has a finite maximum (or, without
+    inf_is_bad, a +inf one: log_softmax, see _write_softmax) and no NaN, else 0 with special[i]
+    its value for every element: NaN for a kept NaN or +inf (checked first: NaN beats all
+    -inf), ``fill`` for nothing kept or only -inf."""
     T = ok.dtype.type
     for i in range(width):
-        bad = m[i] == T(np.inf) or s[i] != s[i]
+        bad = s[i] != s[i] or (inf_is_bad and m[i] == T(np.inf))
         ok[i] = T(0.0) if (bad or m[i] == T(-np.inf)) else T(1.0)
         special[i] = T(np.nan) if bad else fill
 
@@ -877,7 +882,7 @@ def _softmax_columns_impl(x, mask, sc, log, width, y, work):
                 w = j1 - j0
                 # Per column: the coefficient of the write, or the special value of the whole
                 # column (a kept +inf or NaN: NaN, checked first; nothing but -inf: the fill).
-                _column_classes(m, s, w, fill, ok, special)
+                _column_classes(m, s, w, fill, not log, ok, special)
                 for i in range(w):
                     if log:
                         log_total[i] = np.log1p(s[i] + (c[i] - 1.0))
@@ -939,7 +944,7 @@ def _prob_grad_columns_impl(x, sc, dout, index_weighted, width, dx, work):
                 _column_state(plane, None, j0, j1, T(sc), index_weighted, bufs)
                 w = j1 - j0
                 drow = dout[o, j0:j1]
-                _column_classes(m, s, w, T(0.0), ok, special)
+                _column_classes(m, s, w, T(0.0), True, ok, special)
                 for i in range(w):
                     y_mean[i] = _argmax_value(m[i], s[i], c[i], sj[i], cj[i]) \
                         if index_weighted else 0.0

@@ -370,7 +370,10 @@ template <typename A> struct SoftmaxValue {
   __device__ __forceinline__ SoftmaxValue(const LseState<A>& st, A scale, bool log_mode)
       : sc(scale), m(st.m), sum(st.s + st.c), lsum(st.log_sum()),
         fill(log_mode ? -Lim<A>::inf() : A(0)),  // masked elements, rows with nothing finite
-        lg(log_mode), bad(st.is_nan_row() || st.has_pos_inf()), empty(st.is_empty()) {}
+        // A kept +inf makes a softmax row NaN; log_softmax takes SciPy's x - lse there: NaN at
+        // the +inf elements, -inf at the others (z - lsum below, z = -inf or NaN).
+        lg(log_mode), bad(st.is_nan_row() || (st.has_pos_inf() && !log_mode)),
+        empty(st.is_empty()) {}
   __device__ __forceinline__ A operator()(A v, bool keep) const {
     // bad before empty: a NaN in an otherwise all -inf row makes it NaN
     if (!keep) return fill;

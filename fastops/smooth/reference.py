@@ -28,6 +28,7 @@ def _prepare(func: str, x: Any, axis: Any, where: Any, temperature: float = 1.0,
     x = np.asarray(x)
     out_dtype = _checks.result_dtype(func, name, x.dtype)
     tau = _checks.positive_temperature(func, temperature)
+    x = x.reshape(1) if x.ndim == 0 else x  # one row of one element (SciPy's atleast_1d)
     axes = _checks.normalize_axes(func, axis, x.ndim)
     keep = np.ones(x.shape, bool) if where is None else \
         np.array(_checks.boolean_mask(func, where, np, x.shape))
@@ -85,13 +86,20 @@ def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
               return_sign: bool = False, *, where: Any = None) -> Any:
     """Reference ``log(sum(b * exp(a)))`` over ``axis`` (see fastops.logsumexp)."""
     func = "logsumexp"
-    xs, axes, keep, out_dtype, _ = _prepare(func, a, axis, where, name="a")
+    out_dtype = _checks.promoted_dtype(func, [("a", a)] + ([] if b is None else [("b", b)]))
+    a = _checks.real_array(func, "a", a, np)
+    if b is not None:  # a and b broadcast against each other, as SciPy's
+        bw = _checks.real_array(func, "b", b, np)
+        try:
+            a = np.broadcast_to(a, np.broadcast_shapes(a.shape, bw.shape))
+        except ValueError:
+            raise ValueError(f"{func}: a of shape {a.shape} and b of shape {bw.shape} do not "
+                             "broadcast together") from None
+    xs, axes, keep, _, _ = _prepare(func, a.astype(out_dtype), axis, where, name="a")
     if b is None:
         result = _lse_rows(xs, keep, axes)
         sign = np.where(np.isnan(result), np.nan, np.where(result == -np.inf, 0.0, 1.0))
     else:
-        bw = _checks.real_array(func, "b", b, np)
-        _checks.broadcastable(func, "b", bw.shape, xs.shape)
         bw = np.broadcast_to(bw.astype(_F64), xs.shape)
         result, sign = _weighted_lse(xs, bw, keep & (bw != 0), axes)
     if not return_sign:
@@ -168,7 +176,7 @@ def softmax(x: Any, axis: Any = -1, *, where: Any = None, temperature: float = 1
     xs, axes, keep, out_dtype, tau = _prepare("softmax", x, axis, where, temperature)
     p, _, bad = _softmax_parts(xs / tau, keep, axes)
     p = np.where(bad & keep, np.nan, p)
-    return p.astype(out_dtype)
+    return p.astype(out_dtype).reshape(np.shape(x))[()]  # 0-d x: a scalar
 
 
 def log_softmax(x: Any, axis: Any = -1, *, where: Any = None, temperature: float = 1.0) -> Any:
@@ -178,8 +186,11 @@ def log_softmax(x: Any, axis: Any = -1, *, where: Any = None, temperature: float
     _, lse, bad = _softmax_parts(xs, keep, axes)
     with np.errstate(invalid="ignore"):
         y = np.where(keep & (lse > -np.inf), xs - lse, -np.inf)
-    y = np.where(bad & keep, np.nan, y)
-    return y.astype(out_dtype)
+    # A kept NaN makes the row NaN; a kept +inf (lse = +inf) gives SciPy's x - lse: NaN at the
+    # +inf elements, -inf at the others (softmax makes such a row NaN).
+    has_nan = np.any(keep & np.isnan(xs), axis=axes, keepdims=True)
+    y = np.where(has_nan & keep, np.nan, y)
+    return y.astype(out_dtype).reshape(np.shape(x))[()]
 
 
 def _reduced_arg(func: str, name: str, value: Any, x_shape, axes, keepdims: bool) -> np.ndarray:
@@ -208,7 +219,7 @@ def logsumexp_backward(a: Any, out: Any, dout: Any, axis: Any = None, b: Any = N
     live = keep & (bw != 0) & (xs != -np.inf) & (out_r != -np.inf)
     with np.errstate(invalid="ignore", over="ignore"):
         g = np.where(live, dout_r * bw * np.exp(np.where(live, xs - out_r, 0.0)), 0.0)
-    return g.astype(out_dtype)
+    return g.astype(out_dtype).reshape(np.shape(a))
 
 
 def softmax_backward(y: Any, dy: Any, axis: Any = -1, *, where: Any = None,
@@ -220,7 +231,7 @@ def softmax_backward(y: Any, dy: Any, axis: Any = -1, *, where: Any = None,
     with np.errstate(invalid="ignore"):
         dot = np.sum(np.where(keep, ys * dys, 0.0), axis=axes, keepdims=True)
         g = np.where(keep, ys * (dys - dot) / tau, 0.0)
-    return g.astype(out_dtype)
+    return g.astype(out_dtype).reshape(np.shape(y))
 
 
 def log_softmax_backward(y: Any, dy: Any, axis: Any = -1, *, where: Any = None,
@@ -236,11 +247,13 @@ def log_softmax_backward(y: Any, dy: Any, axis: Any = -1, *, where: Any = None,
     with np.errstate(invalid="ignore"):
         total = np.sum(np.where(live, dys, 0.0), axis=axes, keepdims=True)
         g = np.where(live, (dys - np.exp(ys) * total) / tau, 0.0)
-    return g.astype(out_dtype)
+    return g.astype(out_dtype).reshape(np.shape(y))
 
 
 def _same_shape(func: str, value: Any, shape) -> np.ndarray:
     arr = _checks.real_array(func, "dy", value, np)
+    if arr.ndim == 0 and tuple(shape) == (1,):
+        arr = arr.reshape(1)  # the dy of a 0-d y (see _prepare)
     if arr.shape != tuple(shape):
         raise ValueError(f"{func}: dy must have the shape of y, {tuple(shape)}; got {arr.shape}")
     return arr.astype(_F64)
@@ -254,7 +267,7 @@ def smooth_max_backward(x: Any, dout: Any, axis: Any = -1, *, temperature: float
     dout_r = _reduced_arg(func, "dout", dout, xs.shape, axes, keepdims)
     p, _, bad = _softmax_parts(xs / tau, keep, axes)
     g = np.where(bad & keep, np.nan, dout_r * p)
-    return np.where(keep, g, 0.0).astype(out_dtype)
+    return np.where(keep, g, 0.0).astype(out_dtype).reshape(np.shape(x))
 
 
 def soft_argmax_backward(x: Any, dout: Any, axis: Any = -1, *, temperature: float = 1.0,
@@ -267,4 +280,4 @@ def soft_argmax_backward(x: Any, dout: Any, axis: Any = -1, *, temperature: floa
     index = _flat_index(xs.shape, axes)
     y = np.sum(p * index, axis=axes, keepdims=True)
     g = np.where(bad & keep, np.nan, dout_r * p * (index - y) / tau)
-    return np.where(keep, g, 0.0).astype(out_dtype)
+    return np.where(keep, g, 0.0).astype(out_dtype).reshape(np.shape(x))

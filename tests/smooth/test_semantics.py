@@ -6,7 +6,8 @@ never taken from ``fastops.smooth.reference``, so that the reference itself is u
 paths of the CPU kernels: the row itself (n <= 64: tiles of short rows), the row followed by
 -inf entries up to n = 300 (blocked long rows) and up to n = 70000 with three rows (rows split
 into segments). A -inf entry changes no result, except that softmax puts 0 there, log_softmax
--inf, and a row made NaN by a kept +inf or NaN is NaN there as well.
+-inf, and a row made NaN by a kept NaN (softmax: or +inf) is NaN there as well. (log_softmax
+of a row with a kept +inf and no NaN is SciPy's x - lse: NaN at the +inf, -inf elsewhere.)
 """
 
 from __future__ import annotations
@@ -84,12 +85,12 @@ TABLE = [
     Row("where hides a NaN", [1.0, NAN, 2.0], where=[T, F, T], lse=_Q[0],
         softmax=[_Q[1][0], 0.0, _Q[1][1]], log_softmax=[_Q[2][0], -INF, _Q[2][1]],
         soft_argmax=2 * _Q[1][1]),
-    Row("one +inf", [1.0, INF, 2.0], lse=INF, softmax=[NAN] * 3, log_softmax=[NAN] * 3,
-        soft_argmax=NAN),
-    Row("two +inf", [INF, 1.0, INF], lse=INF, softmax=[NAN] * 3, log_softmax=[NAN] * 3,
-        soft_argmax=NAN),
+    Row("one +inf", [1.0, INF, 2.0], lse=INF, softmax=[NAN] * 3,
+        log_softmax=[-INF, NAN, -INF], soft_argmax=NAN),
+    Row("two +inf", [INF, 1.0, INF], lse=INF, softmax=[NAN] * 3,
+        log_softmax=[NAN, -INF, NAN], soft_argmax=NAN),
     Row("+inf and -inf", [-INF, INF, 0.0], lse=INF, softmax=[NAN] * 3,
-        log_softmax=[NAN] * 3, soft_argmax=NAN),
+        log_softmax=[-INF, NAN, -INF], soft_argmax=NAN),
     Row("a NaN", [1.0, NAN, 2.0], lse=NAN, softmax=[NAN] * 3, log_softmax=[NAN] * 3,
         soft_argmax=NAN),
     Row("NaN and +inf", [NAN, INF, 1.0], lse=NAN, softmax=[NAN] * 3, log_softmax=[NAN] * 3,
@@ -147,7 +148,9 @@ def _expected_row(row: Row, op: str, pad: int):
     values = row.softmax if op == "softmax" else row.log_softmax
     if values is None:
         return None
-    fill = NAN if row.nan_row else (0.0 if op == "softmax" else -INF)
+    kept = row.x if row.where is None else [v for v, k in zip(row.x, row.where, strict=True) if k]
+    nan_fill = row.nan_row if op == "softmax" else any(math.isnan(v) for v in kept)
+    fill = NAN if nan_fill else (0.0 if op == "softmax" else -INF)
     return values + [fill] * pad
 
 
