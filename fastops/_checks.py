@@ -19,12 +19,14 @@ except ImportError:  # pragma: no cover - NumPy 1.x
     from numpy.core.numeric import normalize_axis_tuple
 
 
-def working_dtype(func: str, name: str, dtype: Any, *, keep_float16: bool = False) -> np.dtype:
+def working_dtype(func: str, name: str, dtype: Any, *, keep_float16: bool = False,
+                  allow_complex: bool = False) -> np.dtype:
     """The dtype a kernel computes in, for an input of ``dtype``.
 
     bool / int / uint -> float64 (as SciPy; never computed in the integer type), float16 ->
     float32 (unless ``keep_float16``: the GPU kernels read float16 natively), float32 / float64
-    unchanged. Complex, object, string, datetime and long double raise TypeError.
+    unchanged; complex64 / complex128 unchanged where ``allow_complex`` (logsumexp). Complex
+    elsewhere, object, string, datetime and long double raise TypeError.
     """
     dt = np.dtype(dtype)
     if dt.kind in "biu":
@@ -34,18 +36,23 @@ def working_dtype(func: str, name: str, dtype: Any, *, keep_float16: bool = Fals
             return np.dtype(np.float16) if keep_float16 else np.dtype(np.float32)
         if dt.itemsize in (4, 8):
             return np.dtype(dt.type)  # native byte order
+    if allow_complex and dt.kind == "c" and dt.itemsize in (8, 16):
+        return np.dtype(dt.type)
+    what = "a real or complex" if allow_complex else "a real"
     raise TypeError(
-        f"{func}: {name} must be a real array (bool, integer, float16, float32 or float64); "
-        f"got dtype {dt}"
+        f"{func}: {name} must be {what} array (bool, integer, float16, float32 or float64"
+        f"{', complex64 or complex128' if allow_complex else ''}); got dtype {dt}"
     )
 
 
-def result_dtype(func: str, name: str, dtype: Any) -> np.dtype:
-    """The dtype results are returned in: the float input's dtype, float64 for bool/int."""
+def result_dtype(func: str, name: str, dtype: Any, *, allow_complex: bool = False
+                 ) -> np.dtype:
+    """The dtype results are returned in: the float (or, with ``allow_complex``, complex)
+    input's dtype, float64 for bool/int."""
     dt = np.dtype(dtype)
     if dt.kind in "biu":
         return np.dtype(np.float64)
-    working_dtype(func, name, dt)  # raises for unsupported dtypes
+    working_dtype(func, name, dt, allow_complex=allow_complex)  # raises for unsupported dtypes
     return np.dtype(dt.type)
 
 
@@ -54,7 +61,8 @@ def result_dtype(func: str, name: str, dtype: Any) -> np.dtype:
 _PYTHON_SCALARS = (bool, int, float)
 
 
-def promoted_dtype(func: str, named: list[tuple[str, Any]]) -> np.dtype:
+def promoted_dtype(func: str, named: list[tuple[str, Any]], *, allow_complex: bool = False
+                   ) -> np.dtype:
     """The result dtype of an op whose inputs are ``named`` (``(name, value)`` pairs): NumPy's
     promotion of their dtypes, Python scalars weak (NEP 50: ``float32`` array with ``2.0``
     gives float32, with ``np.float64(2.0)`` float64), and a bool/integer result as float64
@@ -68,11 +76,12 @@ def promoted_dtype(func: str, named: list[tuple[str, Any]]) -> np.dtype:
     """
     operands = []
     for name, value in named:
-        if isinstance(value, _PYTHON_SCALARS) and not isinstance(value, np.generic):
+        if isinstance(value, _PYTHON_SCALARS + (complex,) * allow_complex) and \
+                not isinstance(value, np.generic):
             operands.append(value)
             continue
         dtype = np.dtype(value.dtype) if hasattr(value, "dtype") else np.asarray(value).dtype
-        working_dtype(func, name, dtype)
+        working_dtype(func, name, dtype, allow_complex=allow_complex)
         operands.append(dtype)
     dt = np.result_type(*operands)
     if dt.kind in "biu":
@@ -175,8 +184,10 @@ def boolean_mask(func: str, where: Any, xp: Any, shape: tuple[int, ...]) -> Any:
     return xp.broadcast_to(mask, shape)
 
 
-def real_array(func: str, name: str, value: Any, xp: Any) -> Any:
-    """``value`` as an array of module ``xp``, checking that its dtype is real."""
+def real_array(func: str, name: str, value: Any, xp: Any, *, allow_complex: bool = False
+               ) -> Any:
+    """``value`` as an array of module ``xp``, checking that its dtype is real (or complex,
+    where ``allow_complex``)."""
     arr = xp.asarray(value)
-    working_dtype(func, name, arr.dtype)
+    working_dtype(func, name, arr.dtype, allow_complex=allow_complex)
     return arr

@@ -2,8 +2,8 @@
 
 From Su Jianlin's post "Self-Orthogonality Module" (kexue.fm/archives/7169), BigGAN's
 orthogonal regularisation (Brock et al. 2018), SRIP (Bansal et al. 2018) and Miyato et al.'s
-spectral normalisation (2018). The math and gradients are ../shared/formulas.md section 4
-(and 3.4); bad input is ../shared/semantics.md ("orthogonality").
+spectral normalisation (2018). The math and gradients are docs/formulas.md
+("orthogonality"); bad input is docs/semantics.md ("orthogonality").
 
 Shapes: ``W`` is ``(..., d, k)`` with the k columns the filters of a dense layer ``y = x W``;
 leading dims are a batch of same-shaped kernels. A conv kernel stored as ``(out, in, kh, kw)``

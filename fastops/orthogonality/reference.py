@@ -1,6 +1,6 @@
 """NumPy reference of the orthogonality family: the executable specification.
 
-A direct transcription of ../shared/formulas.md section 4 (and 3.4 for the spectral norm),
+A direct transcription of docs/formulas.md ("orthogonality", and its spectral norm),
 clear rather than fast: it builds the k x k Gram WᵀW whatever the shape (the kernels work from
 the smaller side), computes in float64 whatever the input dtype and casts the results to the
 result dtype (float64 for bool/int input, else the input's). Validation is shared with the

@@ -230,6 +230,8 @@ def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
     if name == "numpy":
         return reference.logsumexp(a, axis, b, keepdims, return_sign, where=where)
     a, b = _promoted_operands(func, a, b, array_module(name))
+    if a.dtype.kind == "c":
+        return _complex_logsumexp(a, b, axis, keepdims, return_sign, where, name)
     weight = _uniform_weight(func, a, b, name)
     if weight is not None:  # one weight for every element: a shift of the unweighted result
         return _uniformly_weighted(a, axis, weight, keepdims, return_sign, where, name)
@@ -262,11 +264,12 @@ def _promoted_operands(func: str, a: Any, b: Any, xp: Any) -> tuple[Any, Any]:
     ``b`` (fastops._checks.promoted_dtype: a float32 ``a`` with a float64 ``b`` is computed and
     returned in float64, with a Python float ``b`` in float32) and broadcast against ``b``'s
     shape (the reduction runs over the broadcast shape)."""
-    dtype = _checks.promoted_dtype(func, [("a", a)] + ([] if b is None else [("b", b)]))
-    arr = _checks.real_array(func, "a", a, xp)
+    dtype = _checks.promoted_dtype(func, [("a", a)] + ([] if b is None else [("b", b)]),
+                                   allow_complex=True)
+    arr = _checks.real_array(func, "a", a, xp, allow_complex=True)
     weights = None
     if b is not None:
-        weights = _checks.real_array(func, "b", b, xp)
+        weights = _checks.real_array(func, "b", b, xp, allow_complex=True)
         try:
             shape = np.broadcast_shapes(arr.shape, weights.shape)
         except ValueError:
@@ -274,9 +277,55 @@ def _promoted_operands(func: str, a: Any, b: Any, xp: Any) -> tuple[Any, Any]:
                              f"{tuple(weights.shape)} do not broadcast together") from None
         if shape != tuple(arr.shape):
             arr = xp.broadcast_to(arr, shape)
-    if _checks.result_dtype(func, "a", arr.dtype) != dtype:
+    if _checks.result_dtype(func, "a", arr.dtype, allow_complex=True) != dtype:
         arr = arr.astype(dtype)
     return arr, weights
+
+
+def _complex_logsumexp(a: Any, b: Any, axis: Any, keepdims: bool, return_sign: bool,
+                       where: Any, backend: str) -> Any:
+    """logsumexp of complex ``a`` (already promoted with ``b`` and broadcast against it):
+    SciPy's algorithm (fastops.smooth.reference.complex_lse), in complex128. On the CPU a Numba
+    kernel per row (cpu.lse_complex), the rows it cannot finish (a result that is not finite)
+    from the reference's direct formula; on the GPU the reference's array code on CuPy arrays
+    (several CuPy kernels, not one fused kernel)."""
+    func = "logsumexp"
+    xp = array_module(backend)
+    dtype = np.dtype(a.dtype)
+    a = a.reshape(1) if a.ndim == 0 else a
+    axes = _checks.normalize_axes(func, axis, a.ndim)
+    keep = None if where is None else _checks.boolean_mask(func, where, xp, a.shape)
+    layout = RowLayout(tuple(a.shape), axes)
+    if backend == "cupy" or layout.rows == 0 or layout.n == 0:
+        w = None if b is None else xp.broadcast_to(b, a.shape)
+        if keep is not None:
+            w = xp.where(keep, 1.0 if w is None else w, 0.0)
+        return reference.complex_lse(xp, a.astype(np.complex128), w, axes, keepdims,
+                                     return_sign, dtype)
+    x = layout.to_rows(np, a, np.complex128)
+    b_rows = None if b is None else layout.broadcast_rows(np, b, np.complex128)
+    mask_rows = None if keep is None else layout.broadcast_rows(np, keep, np.bool_)
+    out, sign, direct = _kernels(backend).lse_complex(x, b_rows, mask_rows)
+    if direct.any():
+        rows = np.flatnonzero(direct)
+        w = None if b_rows is None else b_rows[0][b_rows[1][rows]]
+        if mask_rows is not None:
+            w = np.where(mask_rows[0][mask_rows[1][rows]], 1.0 if w is None else w, 0.0)
+        fixed = reference.complex_lse(np, x[rows], w, (1,), False, return_sign, np.complex128)
+        out[rows], sign[rows] = fixed if return_sign else (fixed, 0.0)
+    wrap = reference.wrap_radians
+    if return_sign:
+        value = out.real.astype(np.float32 if dtype == np.complex64 else np.float64)
+        sign = (sign.real + wrap(np, sign.imag) * 1j).astype(dtype)
+        return (_complex_result(layout, value, keepdims),
+                _complex_result(layout, sign, keepdims))
+    return _complex_result(layout, (out.real + wrap(np, out.imag) * 1j).astype(dtype),
+                           keepdims)
+
+
+def _complex_result(layout: RowLayout, rows1d: np.ndarray, keepdims: bool) -> Any:
+    out = layout.from_row_values(rows1d, keepdims)
+    return out[()] if out.ndim == 0 else out
 
 
 def _uniform_weight(func: str, a: Any, b: Any, backend: str) -> float | None:
@@ -413,6 +462,12 @@ def logsumexp_backward(a: Any, out: Any, dout: Any, axis: Any = None, b: Any = N
     """
     func = "logsumexp_backward"
     name = resolve_backend(func, (a, out, dout, b, where), None)
+    if any(v is not None and v.dtype.kind == "c"
+           for v in (array_module(name).asarray(v) if v is not None else None
+                     for v in (a, out, dout, b))):
+        # complex: one array expression (NumPy or CuPy), dout * b * exp(a - out)
+        return reference.complex_lse_backward(array_module(name), a, out, dout, axis, b,
+                                              keepdims, where)
     call = _Rows(func, a, axis, where, name, name="a", walk_as_it_lies=b is None)
     out_rows = call.rows_arg("out", out, keepdims)
     dout_rows = call.rows_arg("dout", dout, keepdims)

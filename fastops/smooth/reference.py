@@ -86,15 +86,25 @@ def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
               return_sign: bool = False, *, where: Any = None) -> Any:
     """Reference ``log(sum(b * exp(a)))`` over ``axis`` (see fastops.logsumexp)."""
     func = "logsumexp"
-    out_dtype = _checks.promoted_dtype(func, [("a", a)] + ([] if b is None else [("b", b)]))
-    a = _checks.real_array(func, "a", a, np)
+    out_dtype = _checks.promoted_dtype(func, [("a", a)] + ([] if b is None else [("b", b)]),
+                                       allow_complex=True)
+    a = _checks.real_array(func, "a", a, np, allow_complex=True)
     if b is not None:  # a and b broadcast against each other, as SciPy's
-        bw = _checks.real_array(func, "b", b, np)
+        bw = _checks.real_array(func, "b", b, np, allow_complex=True)
         try:
             a = np.broadcast_to(a, np.broadcast_shapes(a.shape, bw.shape))
         except ValueError:
             raise ValueError(f"{func}: a of shape {a.shape} and b of shape {bw.shape} do not "
                              "broadcast together") from None
+    if out_dtype.kind == "c":
+        a = a.reshape(1) if a.ndim == 0 else a
+        axes = _checks.normalize_axes(func, axis, a.ndim)
+        w = None if b is None else np.broadcast_to(bw, a.shape)
+        if where is not None:
+            keep = _checks.boolean_mask(func, where, np, a.shape)
+            w = np.where(keep, 1.0 if w is None else w, 0.0)
+        return complex_lse(np, a.astype(np.complex128), w, axes, keepdims, return_sign,
+                           out_dtype)
     xs, axes, keep, _, _ = _prepare(func, a.astype(out_dtype), axis, where, name="a")
     if b is None:
         result = _lse_rows(xs, keep, axes)
@@ -107,6 +117,86 @@ def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
             result = np.where(sign < 0, np.nan, result)
         return _finish(result, axes, keepdims, out_dtype)
     return _finish(result, axes, keepdims, out_dtype), _finish(sign, axes, keepdims, out_dtype)
+
+
+def complex_lse(xp: Any, a: Any, w: Any, axes: tuple[int, ...], keepdims: bool,
+                return_sign: bool, dtype: np.dtype) -> Any:
+    """Complex logsumexp as SciPy 1.17 computes it, for NumPy or CuPy arrays (``xp``): also the
+    CuPy backend's complex path, and the CPU kernel's fallback for rows whose result is not
+    finite.
+
+    ``a`` complex128 (at least 1-d), ``w`` None or real/complex weights of a's shape (0 where
+    masked out: such elements are ignored even where ``a`` is inf or NaN), reduced over
+    ``axes``. The element with the largest real part (the last of equal ones) is kept out of
+    the sum: ``log1p(s / w_max) + log(w_max) + a_max`` with ``s = sum w exp(a - a_max)`` over
+    the others. A result that is not finite comes from ``log(sum w exp(a))`` instead (C99
+    complex exp/log handle the infinities). The imaginary part is wrapped to (-pi, pi];
+    with ``return_sign`` the result is ``(log|sum|, sum / |sum|)`` (the sign complex).
+    """
+    if w is not None:
+        a = xp.where(w == 0, -xp.inf, a)
+    if a.size == 0:
+        shape = tuple(1 if i in axes else n for i, n in enumerate(a.shape))
+        out = xp.full(shape, -xp.inf, dtype=np.complex128)
+        sgn = xp.sign(out)
+    else:
+        errstate = np.errstate(all="ignore") if xp is np else _no_errstate()
+        with errstate:
+            direct = xp.sum(xp.exp(a) if w is None else w * xp.exp(a), axis=axes, keepdims=True)
+            sgn_direct = xp.sign(direct) if return_sign else None
+            out_direct = xp.log(xp.abs(direct) if return_sign else direct)
+            out, sgn = _complex_lse_parts(xp, a, w, axes, return_sign)
+        finite = xp.isfinite(out)
+        out = xp.where(finite, out, out_direct)
+        sgn = xp.where(finite, sgn, sgn_direct) if return_sign else sgn
+    if return_sign:
+        sgn = xp.real(sgn) + wrap_radians(xp, xp.imag(sgn)) * 1j
+    else:
+        out = xp.real(out) + wrap_radians(xp, xp.imag(out)) * 1j
+    if not keepdims:
+        out = xp.squeeze(out, axis=axes)
+        sgn = xp.squeeze(sgn, axis=axes)
+    result_dtype = np.dtype(dtype) if not return_sign else \
+        np.dtype(np.float32 if np.dtype(dtype) == np.complex64 else np.float64)
+    out = (xp.real(out) if return_sign else out).astype(result_dtype)
+    if not return_sign:
+        return out[()] if (out.ndim == 0 and xp is np) else out
+    sgn = sgn.astype(dtype)
+    if xp is np and out.ndim == 0:
+        return out[()], sgn[()]
+    return out, sgn
+
+
+def _complex_lse_parts(xp: Any, a: Any, w: Any, axes: tuple[int, ...], return_sign: bool):
+    """SciPy's _logsumexp for complex ``a``: (out, sign) with keepdims shapes."""
+    real = xp.real(a)
+    at_max = real == xp.max(real, axis=axes, keepdims=True)
+    index = xp.where(at_max, xp.arange(a.size).reshape(a.shape), -1)
+    is_max = index == xp.max(index, axis=axes, keepdims=True)  # the last of equal real parts
+    a_max = xp.sum(xp.where(is_max, a, 0.0), axis=axes, keepdims=True)
+    rest = xp.where(is_max, -xp.inf, a)
+    w_max = xp.sum(is_max.astype(a.dtype) if w is None else w * is_max, axis=axes,
+                   keepdims=True).astype(a.dtype)
+    terms = xp.exp(rest - a_max) if w is None else w * xp.exp(rest - a_max)
+    s = xp.sum(terms, axis=axes, keepdims=True)
+    s = xp.where(s == 0, s, s / w_max)
+    sgn = xp.sign(s + 1) * xp.sign(w_max) * xp.exp(xp.imag(a_max) * 1j)
+    out = xp.log1p(s) + xp.log(w_max) + a_max
+    return (xp.real(out) if return_sign else out), sgn
+
+
+def wrap_radians(xp: Any, x: Any) -> Any:
+    """x wrapped to (-pi, pi], unchanged (bit for bit) where |x| < pi."""
+    wrapped = -((-x + np.pi) % (2 * np.pi) - np.pi)
+    return xp.where(xp.abs(x) < np.pi, x, wrapped)
+
+
+class _no_errstate:  # CuPy has no floating-point error state to silence
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 def _weighted_lse(xs, bw, keep, axes):
@@ -207,6 +297,8 @@ def logsumexp_backward(a: Any, out: Any, dout: Any, axis: Any = None, b: Any = N
                        keepdims: bool = False, *, where: Any = None) -> Any:
     """Reference gradient of ``logsumexp`` w.r.t. ``a``: ``dout * b * exp(a - out)``."""
     func = "logsumexp_backward"
+    if _any_complex((a, out, dout, b)):
+        return complex_lse_backward(np, a, out, dout, axis, b, keepdims, where)
     xs, axes, keep, out_dtype, _ = _prepare(func, a, axis, where, name="a")
     out_r = _reduced_arg(func, "out", out, xs.shape, axes, keepdims)
     dout_r = _reduced_arg(func, "dout", dout, xs.shape, axes, keepdims)
@@ -220,6 +312,50 @@ def logsumexp_backward(a: Any, out: Any, dout: Any, axis: Any = None, b: Any = N
     with np.errstate(invalid="ignore", over="ignore"):
         g = np.where(live, dout_r * bw * np.exp(np.where(live, xs - out_r, 0.0)), 0.0)
     return g.astype(out_dtype).reshape(np.shape(a))
+
+
+def _any_complex(values: tuple[Any, ...]) -> bool:
+    return any(v is not None and np.iscomplexobj(v) for v in values)
+
+
+def complex_lse_backward(xp: Any, a: Any, out: Any, dout: Any, axis: Any, b: Any,
+                         keepdims: bool, where: Any) -> Any:
+    """Gradient of complex logsumexp: ``dout * b * exp(a - out)``, the holomorphic derivative
+    d out / d a_i = b_i exp(a_i - out) times ``dout`` (JAX's convention for holomorphic
+    functions; PyTorch's autograd passes the conjugate: call it with ``conj(grad)`` and
+    conjugate the result). 0 where masked out, ``b == 0``, ``real(a) == -inf`` or
+    ``real(out) == -inf``. For NumPy or CuPy arrays (every backend's complex path)."""
+    func = "logsumexp_backward"
+    named = [(n, v) for n, v in (("a", a), ("out", out), ("dout", dout), ("b", b))
+             if v is not None]
+    dtype = np.result_type(_checks.promoted_dtype(func, named, allow_complex=True),
+                           np.complex64)  # the complex dtype of that precision
+    arr = _checks.real_array(func, "a", a, xp, allow_complex=True)
+    shape = tuple(arr.shape)
+    if b is not None:
+        weights = _checks.real_array(func, "b", b, xp, allow_complex=True)
+        _checks.broadcastable(func, "b", weights.shape, shape)
+    x = arr.reshape(1) if arr.ndim == 0 else arr
+    axes = _checks.normalize_axes(func, axis, x.ndim)
+    reduced = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
+    target = reduced if keepdims else tuple(n for i, n in enumerate(x.shape) if i not in axes)
+    per_row = []
+    for name, value in (("out", out), ("dout", dout)):
+        value = _checks.real_array(func, name, value, xp, allow_complex=True)
+        _checks.broadcastable(func, name, value.shape, target)
+        per_row.append(xp.broadcast_to(value, target).reshape(reduced))
+    out_r, dout_r = per_row
+    live = xp.real(x) != -np.inf
+    live = live & (xp.real(out_r) != -np.inf)
+    w = 1.0 if b is None else xp.broadcast_to(weights, x.shape)
+    if b is not None:
+        live = live & (w != 0)
+    if where is not None:
+        live = live & _checks.boolean_mask(func, where, xp, x.shape)
+    errstate = np.errstate(all="ignore") if xp is np else _no_errstate()
+    with errstate:
+        g = dout_r * w * xp.exp(xp.where(live, x - out_r, 0.0))
+    return xp.where(live, g, 0.0).astype(dtype).reshape(shape)
 
 
 def softmax_backward(y: Any, dy: Any, axis: Any = -1, *, where: Any = None,

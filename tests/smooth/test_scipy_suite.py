@@ -29,21 +29,6 @@ DEVIATIONS = {
     "TestLogSoftmax::test_log_softmax_noneaxis[numpy]": DEFAULT_AXIS,
 }
 
-#: Complex logsumexp is not implemented yet (issue 11, part 2): complex input is a TypeError.
-#: Every test below with complex data is expected to fail until it is.
-COMPLEX_TESTS = ("test_gh21610", "test_gh21709_small_imaginary", "test_logsumexp_complex_sign")
-
-
-def _complex_case(test_id: str) -> bool:
-    """Whether a test feeds complex data: by name, or by a complex dtype or value among its
-    parameters (``complex64``, ``1j``, ``(inf+0j)``)."""
-    name = test_id.split("::")[-1]
-    if name.split("[")[0] in COMPLEX_TESTS:
-        return True
-    params = name[name.find("[") + 1:-1] if "[" in name else ""
-    return "complex" in params or "j" in params
-
-
 def test_scipy_logsumexp_suite(tmp_path):
     if not scipy.__version__.startswith(KNOWN_VERSIONS):
         pytest.skip(f"SciPy {scipy.__version__}: its test module is not the one the deviation "
@@ -67,7 +52,7 @@ def test_scipy_logsumexp_suite(tmp_path):
         elif not any(child.tag == "skipped" for child in case):
             passed.add(test_id)
     assert len(failed | passed) > 300, f"too few tests ran:\n{run.stdout[-3000:]}"
-    expected = set(DEVIATIONS) | {t for t in failed | passed if _complex_case(t)}
+    expected = set(DEVIATIONS)
     unexpected = sorted(failed - expected)
     fixed = sorted(expected - failed)
     assert not unexpected, f"SciPy tests failing beyond the documented deviations: {unexpected}"
