@@ -183,8 +183,9 @@ def flag(func: str, name: str, value: Any) -> bool:
 
 
 def result_dtype(func: str, named: list[tuple[str, Any]]) -> np.dtype:
-    """The promoted result dtype of the arrays ``named``."""
-    return np.dtype(np.result_type(*(_checks.result_dtype(func, n, a.dtype) for n, a in named)))
+    """The promoted result dtype of the arrays ``named``: the one rule of every family
+    (fastops._checks.promoted_dtype: NumPy's promotion, bool/int results as float64)."""
+    return _checks.promoted_dtype(func, named)
 
 
 def sum_to(xp: Any, g: Any, shape: tuple[int, ...], dtype: Any = None) -> Any:
