@@ -254,9 +254,33 @@ def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
             x = x.astype(np.float32)
         out, sign = kernels.lse_weighted(x, b_rows, call.mask) if not call.half else \
             call.rows_kernel(kernels.lse_weighted, b_rows, call.mask)
+        _regroup_cancelled(call, x, b_rows, out, sign)
         if not return_sign:
             return call.reduction(xp.where(sign < 0, xp.nan, out), keepdims)
     return call.reduction(out, keepdims), call.reduction(sign.astype(out.dtype), keepdims)
+
+
+def _regroup_cancelled(call: _Rows, x: Any, b_rows: Any, out: Any, sign: Any) -> None:
+    """Rows whose weighted total came out exactly 0 (sign 0), recomputed in place by
+    reference.exact_cancellations (equal ``a`` grouped, exactly cancelling groups dropped):
+    terms far below the largest are lost when the sum is scaled by it. Such rows are rare (and
+    include the rows with nothing kept, which come back unchanged); they are computed on the
+    host."""
+    xp = call.xp
+    rows = xp.flatnonzero(sign == 0)
+    if rows.size == 0:
+        return
+
+    def host(v: Any) -> np.ndarray:
+        return np.asarray(v if xp is np else xp.asnumpy(v), np.float64)
+
+    keep = np.ones(x[rows].shape, bool) if call.mask is None else \
+        np.asarray(call.mask[0][call.mask[1][rows]] if xp is np else
+                   xp.asnumpy(call.mask[0][call.mask[1][rows]]))
+    value, sgn = reference.exact_cancellations(host(x[rows]), host(b_rows[0][b_rows[1][rows]]),
+                                               keep)
+    out[rows] = xp.asarray(value).astype(out.dtype)
+    sign[rows] = xp.asarray(sgn).astype(sign.dtype)
 
 
 def _promoted_operands(func: str, a: Any, b: Any, xp: Any) -> tuple[Any, Any]:

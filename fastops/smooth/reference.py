@@ -13,6 +13,7 @@ kept elements are all -inf, is "empty".
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -199,6 +200,37 @@ class _no_errstate:  # CuPy has no floating-point error state to silence
         return None
 
 
+def exact_cancellations(a_rows: np.ndarray, b_rows: np.ndarray, keep_rows: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """(log|total|, sign) of rows whose weighted total came out exactly 0: the weights of equal
+    ``a`` are summed exactly first (math.fsum) and the groups that cancel are dropped, then the
+    surviving groups are summed as usual. Scaling by the largest ``a`` loses every term more
+    than ~745 below it, so ``a = [700, 700, 50, 50, -50]`` with ``b = [1, -1, 1, -1, 1]`` (two
+    levels of exact cancellation, leaving e^-50) gave a zero total (-inf); regrouped it is
+    -50. Only cancellation between equal ``a`` is exact; terms that cancel across different
+    ``a`` (``2e^700 - e^(700 + log 2)``) are not representable and stay as computed.
+    ``a_rows``, ``b_rows``, ``keep_rows``: (k, n) float64, float64, bool."""
+    values = np.full(a_rows.shape[0], -np.inf)
+    signs = np.zeros(a_rows.shape[0])
+    for r in range(a_rows.shape[0]):
+        kept = keep_rows[r] & (b_rows[r] != 0)
+        a, b = a_rows[r][kept], b_rows[r][kept]
+        if a.size == 0 or not np.all(np.isfinite(a)) or not np.all(np.isfinite(b)):
+            continue  # nothing kept, or an infinity / NaN: its rule decided, not cancellation
+        order = np.argsort(a, kind="stable")
+        groups, starts = np.unique(a[order], return_index=True)
+        ends = np.append(starts[1:], a.size)
+        weights = np.array([math.fsum(b[order][i:j]) for i, j in zip(starts, ends, strict=True)])
+        alive = weights != 0
+        if not alive.any():
+            continue  # an exact zero: (-inf, 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value, sign = _weighted_lse(groups[alive][None], weights[alive][None],
+                                        np.ones((1, int(alive.sum())), bool), (1,))
+        values[r], signs[r] = value[0, 0], sign[0, 0]
+    return values, signs
+
+
 def _weighted_lse(xs, bw, keep, axes):
     """SciPy's signed weighted logsumexp (return_sign semantics), keepdims shapes."""
     nan_row = np.any(keep & (np.isnan(xs) | np.isnan(bw)), axis=axes, keepdims=True)
@@ -230,6 +262,20 @@ def _weighted_lse(xs, bw, keep, axes):
     sign = np.where(empty, 0.0, sign)
     result = np.where(nan_row, np.nan, result)
     sign = np.where(nan_row, np.nan, sign)
+    cancelled = (sign == 0) & ~empty  # a zero total from kept terms: exact cancellations
+    if cancelled.any() and xs.ndim >= 1:
+        moved = [np.moveaxis(arr, axes, tuple(range(-len(axes), 0))) for arr in
+                 (np.broadcast_to(xs, keep.shape), np.broadcast_to(bw, keep.shape), keep)]
+        flat = [arr.reshape(-1, math.prod(arr.shape[arr.ndim - len(axes):])) for arr in moved]
+        rows = np.flatnonzero(np.moveaxis(cancelled, axes, tuple(range(-len(axes), 0)))
+                              .reshape(-1))
+        value, sgn = exact_cancellations(flat[0][rows], flat[1][rows], flat[2][rows])
+        result_rows = np.moveaxis(result, axes, tuple(range(-len(axes), 0))).reshape(-1).copy()
+        sign_rows = np.moveaxis(sign, axes, tuple(range(-len(axes), 0))).reshape(-1).copy()
+        result_rows[rows], sign_rows[rows] = value, sgn
+        shape = np.moveaxis(result, axes, tuple(range(-len(axes), 0))).shape
+        result = np.moveaxis(result_rows.reshape(shape), tuple(range(-len(axes), 0)), axes)
+        sign = np.moveaxis(sign_rows.reshape(shape), tuple(range(-len(axes), 0)), axes)
     return result, sign
 
 

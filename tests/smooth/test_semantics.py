@@ -528,3 +528,28 @@ def test_scalar_and_list_inputs(backend):
         x = [2.0, 1.0, 4.0, 5.0, 3.0]
     got = backend.function("logsumexp")(x)
     assert abs(float(got) - 5.451914395937593) <= 4e-15
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exact_cancellations_at_two_levels(backend, dtype):
+    """Terms at e^700 that cancel, then at e^50, leave e^-50: scaled by the largest term the
+    rest underflowed to a zero total (-inf); equal a are grouped and cancelling groups dropped
+    (reference.exact_cancellations). In a batch, on a non-trailing axis, with a mask."""
+    a = np.array([[700.0, 700.0, 50.0, 50.0, -50.0, 3.0],
+                  [700.0, 700.0, 50.0, 50.0, -50.0, 3.0],
+                  [1.0, 1.0, 2.0, 2.0, 0.0, 0.0],
+                  [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]], dtype)
+    b = np.array([[1.0, -1.0, 1.0, -1.0, 1.0, 0.0],
+                  [2.0, -2.0, -1.0, 1.0, -3.0, 0.0],
+                  [1.0, -1.0, 2.0, -2.0, 0.0, 0.0],  # an exact zero stays (-inf, 0)
+                  [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]], dtype)
+    where = np.ones(a.shape, bool)
+    where[1, 5] = False
+    expected_value = np.array([-50.0, -50.0 + np.log(3.0), -np.inf,
+                               scipy.special.logsumexp(a[3].astype(np.float64))])
+    expected_sign = np.array([1.0, -1.0, 0.0, 1.0])
+    for args, axis in (((a, b), 1), ((a.T.copy(), b.T.copy()), 0)):
+        value, sign = backend.run("logsumexp", args[0], axis=axis, b=args[1], where=where
+                                  if axis == 1 else where.T, return_sign=True)
+        np.testing.assert_allclose(value, expected_value, rtol=1e-6)
+        np.testing.assert_array_equal(sign, expected_sign)
