@@ -4,7 +4,8 @@ Everything here is plain NumPy, element for element the arithmetic the Numba and
 do, so that the kernels can be compared with it bit for bit:
 
 - :func:`philox4x32`: the Philox4x32-10 block function of Random123 (Salmon et al., SC'11),
-  checked against its known-answer vectors (../shared/kat/philox4x32_10.txt).
+  checked against Random123's known-answer vectors (kat_vectors, inline in
+  tests/rng/test_streams.py).
 - The counter layout: the value at flat position ``i`` of a request ``(seed, stream)`` comes
   from the Philox block ``j = i // E`` (E values per block: 4 float32 values, 2 float64 values),
   with key ``(seed mod 2^32, seed >> 32)`` and counter
