@@ -8,6 +8,11 @@
   vectorised inner loop (see fastops.random.cpu); the in-place variant (out is x) reads and
   writes one array, so that LLVM needs no runtime alias check (which fails for out = x and
   falls back to scalar code).
+- ``step_strided``: the same step on (rows, n) operands read and written through their
+  strides (slices, transposes, out=x of either), so that no operand is copied first: tiles
+  of the normals are filled into a per-thread buffer (the same helpers, vectorised over
+  blocks), then the tile is updated through the strides with the same arithmetic, so the
+  bits are the same as :func:`step` on contiguous copies.
 - ``mala_accept``: per chain, the two proposal densities' squared norms (float64 sums), the
   Metropolis decision, and the accepted rows written over the proposal.
 - ``gmm_score``: the mixture score in one pass over x, tiles of points transposed so that the
@@ -23,9 +28,21 @@ import math
 import numba
 import numpy as np
 
-from .._numba import FASTMATH, IEEE, ITEMS, WORKERS, Launch, ieee_inline, jit_pair, next_chunk
+from .._numba import (
+    CHUNK,
+    FASTMATH,
+    IEEE,
+    ITEMS,
+    NEXT,
+    WORKERS,
+    Launch,
+    ieee_inline,
+    jit_pair,
+    next_chunk,
+)
 from .._vecmath import fast_exp, maxnum
 from ..random.cpu import (
+    _FILL,
     _normals32_call,
     _normals64_call,
     full_blocks,
@@ -110,6 +127,131 @@ _STEP = {
     ("float32", True): jit_pair(_step32_inplace, IEEE),
     ("float64", False): jit_pair(_step64, IEEE),
     ("float64", True): jit_pair(_step64_inplace, IEEE),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# The step on strided operands (a slice, a transpose, out=x of either): read and written where
+# they lie, through explicit element strides, instead of through contiguous copies
+# --------------------------------------------------------------------------------------------
+
+
+# The normals of a tile come from the random family's fill kernel (its serial compilation,
+# called once per run of positions with a one-chunk schedule): the same bits, and no Box-Muller
+# code compiled again here. A fill of the strided step's own, even compiled apart from the
+# kernel, cost 2.4 s (float32) / 1.3 s (float64) of a cold first call, and tests/langevin with
+# tests/rng on a cold cache took 94 s against 83 s this way (84 s before the strided step);
+# inlined into both compilations of the kernel pair the float32 step's first call took 14 s.
+# The price is about 0.1 us a call: 64-value runs 5.7 against 4.0 ns a value, 4096-value
+# runs 3.1 either way (1 thread, measured), hence the tiles' long runs below.
+_FILL_NORMALS32 = _FILL[("normal", "float32")][1]
+_FILL_NORMALS64 = _FILL[("normal", "float64")][1]
+
+
+@ieee_inline
+def _fill_run(fill, zbuf, start, pos0, count, k0, k1, s0, s1, run_work, per_block):
+    """zbuf[start + i] = the normal at stream position pos0 + i, for i < count."""
+    run_work[NEXT] = 0
+    run_work[ITEMS] = max((pos0 + count) // per_block - (pos0 + per_block - 1) // per_block, 0)
+    run_work[CHUNK] = max(run_work[ITEMS], 1)
+    run_work[WORKERS] = 1
+    fill(zbuf[start:start + count], pos0, k0, k1, s0, s1, run_work)
+
+
+@ieee_inline
+def _update_tile(src, sb, srs, scs, score, gb, grs, gcs, dst, db, drs, dcs, c1, c2, zbuf,
+                 zstart, r0, r1, c0, c1_end, rows_inner):
+    """dst[r, c] = (src[r, c] + c1 score[r, c]) + c2 z over the tile's rows r0..r1 and columns
+    c0..c1_end, each array a flat buffer indexed ``base + r * row_stride + c * col_stride``
+    in uint64 arithmetic (no negative-index wraparound select in the loop, and a negative
+    stride wraps to the right element). The inner loop runs along the axis of the smaller
+    stride; z of tile row i, column j is zbuf[zstart[i] + j]."""
+    if rows_inner:
+        for j in range(c1_end - c0):
+            cu = _U64(c0 + j)
+            ju = _U64(j)
+            sc = sb + cu * scs
+            gc = gb + cu * gcs
+            dc = db + cu * dcs
+            for i in range(r1 - r0):
+                ru = _U64(r0 + i)
+                z = zbuf[zstart[i] + ju]
+                dst[dc + ru * drs] = (src[sc + ru * srs] + c1 * score[gc + ru * grs]) + c2 * z
+    else:
+        for i in range(r1 - r0):
+            ru = _U64(r0 + i)
+            sr = sb + ru * srs
+            gr = gb + ru * grs
+            dr = db + ru * drs
+            zr = zbuf[zstart[i]:]
+            for j in range(c1_end - c0):
+                cu = _U64(c0 + j)
+                dst[dr + cu * dcs] = (src[sr + cu * scs] + c1 * score[gr + cu * gcs]) + c2 * zr[j]
+
+
+@ieee_inline
+def _step_strided(x, score, out, at, rows, n, c1, c2, k0, k1, s0, s1, p0, tile_rows, tile_cols,
+                  rows_inner, work, fill, per_block):
+    """The step of (rows, n) operands given as flat buffers and their (base, row stride,
+    column stride) in elements as uint64 words (``at``: x's three, score's, out's). Element
+    (r, c) takes the normal at position p0 + r n + c. The items are tiles of tile_rows x
+    tile_cols: each thread fills the tile's normals into its own buffer (one run of positions
+    per tile row, or one for the whole tile when it spans whole rows), then updates the tile
+    through the strides, along its rows or (rows_inner) down its columns. In place, out is x's
+    buffer with x's words: each element is read, then written, by the same iteration. (A
+    variant compiled for in place, as the contiguous kernels have, measured no faster here:
+    these update loops are scalar either way; it made the first compilation 1.9 s longer.)"""
+    col_tiles = (n + tile_cols - 1) // tile_cols
+    row_tiles = (rows + tile_rows - 1) // tile_rows
+    whole_rows = tile_cols == n
+    for _worker in numba.prange(work[WORKERS]):
+        zbuf = np.empty(tile_rows * tile_cols, x.dtype)
+        zstart = np.empty(tile_rows, np.uint64)
+        run_work = np.empty(4, np.int64)
+        while True:
+            lo, hi = next_chunk(work)
+            if lo >= hi:
+                break
+            for tile in range(lo, hi):
+                # consecutive tiles are neighbours in memory: along the rows, or down the
+                # columns when the walk is (a chunk of tiles is then one region of memory)
+                if rows_inner:
+                    tc = tile // row_tiles
+                    tr = tile - tc * row_tiles
+                else:
+                    tr = tile // col_tiles
+                    tc = tile - tr * col_tiles
+                r0 = tr * tile_rows
+                r1 = min(r0 + tile_rows, rows)
+                c0 = tc * tile_cols
+                c1_end = min(c0 + tile_cols, n)
+                # one run of normals per tile row, or one for the whole tile (whole rows)
+                runs = 1 if whole_rows else r1 - r0
+                count = (r1 - r0) * n if whole_rows else c1_end - c0
+                for i in range(runs):
+                    _fill_run(fill, zbuf, i * tile_cols, p0 + (r0 + i) * n + c0, count, k0, k1,
+                              s0, s1, run_work, per_block)
+                for i in range(r1 - r0):
+                    zstart[i] = i * tile_cols  # (whole rows: tile_cols is n)
+                _update_tile(x, at[0], at[1], at[2], score, at[3], at[4], at[5], out, at[6],
+                             at[7], at[8], c1, c2, zbuf, zstart, r0, r1, c0, c1_end, rows_inner)
+
+
+def _step_strided32(x, score, out, at, rows, n, c1, c2, k0, k1, s0, s1, p0, tile_rows,
+                    tile_cols, rows_inner, work):
+    _step_strided(x, score, out, at, rows, n, c1, c2, k0, k1, s0, s1, p0, tile_rows, tile_cols,
+                  rows_inner, work, _FILL_NORMALS32, 4)
+
+
+def _step_strided64(x, score, out, at, rows, n, c1, c2, k0, k1, s0, s1, p0, tile_rows,
+                    tile_cols, rows_inner, work):
+    _step_strided(x, score, out, at, rows, n, c1, c2, k0, k1, s0, s1, p0, tile_rows, tile_cols,
+                  rows_inner, work, _FILL_NORMALS64, 2)
+
+
+_STEP_STRIDED = {
+    "float32": jit_pair(_step_strided32, IEEE),
+    "float64": jit_pair(_step_strided64, IEEE),
 }
 
 
@@ -247,6 +389,88 @@ def step(x: np.ndarray, score: np.ndarray, out: np.ndarray, c1: float, c2: float
                 item_out_bytes=per_block * x.itemsize) as (variant, work):
         _STEP[(dtype, inplace)][variant](x, score, x if inplace else out, t(c1), t(c2),
                                          *stream_words(seed, stream), np.int64(offset), work)
+
+
+#: A strided operand of the step: (flat buffer, base, row stride, column stride), the last
+#: three in elements of the buffer (strides may be negative or 0).
+StridedOperand = tuple[np.ndarray, int, int, int]
+
+
+def _words(*operands: StridedOperand) -> np.ndarray:
+    """The operands' bases and strides as one array of uint64 words, three per operand (two's
+    complement: negative strides wrap to the right elements in the kernel's uint64 index
+    arithmetic)."""
+    return np.array([v & 0xFFFFFFFFFFFFFFFF for op in operands for v in op[1:]], np.uint64)
+
+
+def _walks_rows(operand: StridedOperand) -> bool | None:
+    """Whether an operand's elements lie closer along its rows (a C-like layout: True) or
+    along its columns (a transpose: False); None when both strides are 0 (a broadcast
+    scalar: no preference)."""
+    rs, cs = abs(operand[2]), abs(operand[3])
+    if rs == 0 and cs == 0:
+        return None
+    return rs == 0 or (cs != 0 and cs <= rs)
+
+
+def step_strided(x: StridedOperand, score: StridedOperand, out: StridedOperand, rows: int,
+                 n: int, c1: float, c2: float, seed: int, stream: int, offset: int = 0) -> None:
+    """:func:`step` of (rows, n) operands read and written through their strides:
+    out[r, c] = (x[r, c] + c1 score[r, c]) + c2 z at position offset + r n + c, the same bits
+    as :func:`step` on contiguous copies. ``out`` may be ``x`` itself (the same tuple: in
+    place); otherwise it overlaps neither."""
+    xbuf = x[0]
+    t = xbuf.dtype.type
+    dtype = xbuf.dtype.name
+    inplace = out is x
+    votes = [v for v in map(_walks_rows, (x, score, out)) if v is not None]
+    along_rows = sum(votes) * 2 >= len(votes)
+    tile_rows, tile_cols = _strided_tile(rows, n, along_rows, mixed=len(set(votes)) > 1)
+    tiles = -(-rows // tile_rows) * -(-n // tile_cols)
+    tile_elements = tile_rows * tile_cols
+    with Launch(tiles, tile_elements * _NS_PER_STEP_ELEMENT[dtype],
+                item_out_bytes=tile_elements * xbuf.itemsize) as (variant, work):
+        _STEP_STRIDED[dtype][variant](
+            xbuf, score[0], xbuf if inplace else out[0], _words(x, score, out), np.int64(rows),
+            np.int64(n), t(c1), t(c2), *stream_words(seed, stream), np.int64(offset),
+            np.int64(tile_rows), np.int64(tile_cols), not along_rows, work)
+
+
+#: Elements per tile of the strided step walked along C-like rows: its normals (16 / 32 KiB)
+#: stay in L1, and runs of normals this long make the fill's per-call cost (about 0.1 us a
+#: run, measured) negligible.
+_STRIDED_ROW_TILE = 4096
+#: The tiles of the other walks. Down the columns of transposes (every operand transposed):
+#: _STRIDED_SQUARE x _STRIDED_SQUARE. Mixed layouts (C-like and transposed operands together):
+#: _STRIDED_LONG x _STRIDED_SHORT, the walk's inner loop short (the operands lying across it
+#: then read runs of _STRIDED_LONG neighbours). Measured 2026-12-04, 1 thread, (4096, 4096)
+#: float32, medians of 5-9, tile (rows, columns): x.T, score.T, out=x 256 x 64 153-156 ms,
+#: 128 x 128 130-134, 64 x 256 133, 16 x 1024 155-160 (the contiguous step: 52 ms); x, score
+#: C-like and out transposed, walked along the rows: 256 x 64 214, 128 x 128 231, 64 x 256 354;
+#: walked down the columns 256 x 64 507, 128 x 128 209, 64 x 256 181; x C-like, score
+#: transposed, out C-like, along the rows: 256 x 64 144, 128 x 128 147, 64 x 256 312.
+_STRIDED_SQUARE = 128
+_STRIDED_LONG = 256
+_STRIDED_SHORT = 64
+
+
+def _strided_tile(rows: int, n: int, along_rows: bool, mixed: bool) -> tuple[int, int]:
+    """(tile rows, tile columns) of the strided step. Walked along the rows with every
+    operand C-like, a tile is a run of one row, or whole rows when they are short; otherwise
+    see _STRIDED_SQUARE (whole rows when they are at most a tile wide)."""
+    if along_rows and not mixed:
+        if n >= _STRIDED_ROW_TILE:
+            return 1, _STRIDED_ROW_TILE
+        return max(1, min(rows, _STRIDED_ROW_TILE // n)), n
+    if not mixed:
+        tile = (_STRIDED_SQUARE, _STRIDED_SQUARE)
+    elif along_rows:
+        tile = (_STRIDED_LONG, _STRIDED_SHORT)
+    else:
+        tile = (_STRIDED_SHORT, _STRIDED_LONG)
+    if n <= tile[1]:
+        return max(1, min(rows, tile[0] * tile[1] // n)), n
+    return min(rows, tile[0]), tile[1]
 
 
 def mala_accept(x: np.ndarray, y: np.ndarray, score_x: np.ndarray, score_y: np.ndarray,

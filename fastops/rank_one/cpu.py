@@ -18,6 +18,9 @@ below) is under ``PARALLEL_MIN_NS`` runs serially. Inside an entry:
 - a chain keeps the vector in a float64 buffer across its L factors (v read once, z written
   once); its backward stores each factor's input in a per-thread (L, k) float64 buffer during
   the recomputed forward, then walks the factors back;
+- an operand passed as columns (``v_cols`` / ``dz_cols``: ``V.T`` of a C-contiguous V, read
+  in place instead of copied) is gathered a tile of entries at a time into a per-thread
+  buffer of rows, which the same loops then read: the bits of the row layout;
 - the dense matrix is written row by row in one pass, parallel over the B·k rows (so one
   large matrix uses every core too), from a per-entry φ computed first.
 
@@ -74,9 +77,23 @@ _NO_TABLE = np.empty((0, 0), dtype=np.float64)
 
 @inline
 def _at(idx, b):
-    """Entry of the operand for batch entry b: idx[b], or b for the identity (empty) map."""
-    # int64 on both branches: an unsigned index (uint64 | int64) would unify to float64
-    return np.int64(b) if idx.size == 0 else np.int64(idx[b])
+    """Entry of the operand for batch entry b: idx[b], b for the identity (empty) map, or
+    idx[0] for a one-entry map (an operand broadcast to every entry: no (B,) map is built)."""
+    # int64 on every branch: an unsigned index (uint64 | int64) would unify to float64
+    if idx.size == 0:
+        return np.int64(b)
+    return np.int64(idx[0]) if idx.size == 1 else np.int64(idx[b])
+
+
+@inline
+def _gather_columns(vt, iv, b0, nb, buf):
+    """buf[i] = the vector of entry b0 + i, for i < nb, of an operand passed as columns (its
+    (k, n) transpose, e.g. the C-contiguous V of ``V.T``): read a row of vt at a time, runs
+    of nb neighbours, so that the entries' loops then read contiguous rows of buf exactly as
+    they read an operand given as rows (the same loops, the same bits)."""
+    for j in range(vt.shape[0]):  # indexed directly: no view (an NRT incref) per row
+        for i in range(nb):
+            buf[i, j] = vt[j, _at(iv, b0 + i)]
 
 
 @inline
@@ -181,66 +198,89 @@ def _dense_impl(x, ix, y, iy, phi, out, work):
                 o[i] = 1.0 + (ph * t if t != 0.0 else 0.0)
 
 
-def _apply_impl(x, ix, y, iy, v, iv, inverse, out, work):
-    """out[b] = v + g(s)(yᵀv) x: one loop for both dot products, one for the write."""
+def _apply_impl(x, ix, y, iy, v, iv, v_cols, vbufs, inverse, out, work):
+    """out[b] = v + g(s)(yᵀv) x: one loop for both dot products, one for the write. With
+    v_cols, v is (k, n), its columns the vectors: tiles of them are gathered into rows first,
+    into the thread's vbufs[_worker] (tile, k) (allocated by the caller: an allocation in the
+    kernel made its first compilation 0.3 s longer, measured)."""
     for _worker in prange(work[WORKERS]):
+        vbuf = vbufs[_worker]
         while True:
             lo, hi = next_chunk(work)
             if lo >= hi:
                 break
-            for b in range(lo, hi):
-                xr = x[_at(ix, b)]
-                yr = y[_at(iy, b)]
-                vr = v[_at(iv, b)]
-                s = 0.0
-                a = 0.0
-                for j in range(xr.size):
-                    yj = np.float64(yr[j])
-                    s += np.float64(xr[j]) * yj
-                    a += np.float64(vr[j]) * yj
-                c = _coef(s, a, inverse)
-                o = out[b]
-                for j in range(xr.size):
-                    xj = np.float64(xr[j])
-                    t = c * xj
-                    o[j] = np.float64(vr[j]) + (t if xj != 0.0 else 0.0)
+            span = vbuf.shape[0] if v_cols else hi - lo
+            for b0 in range(lo, hi, span):
+                nb = min(span, hi - b0)
+                if v_cols:
+                    _gather_columns(v, iv, b0, nb, vbuf)
+                for i in range(nb):
+                    b = b0 + i
+                    xr = x[_at(ix, b)]
+                    yr = y[_at(iy, b)]
+                    vr = vbuf[i] if v_cols else v[_at(iv, b)]
+                    s = 0.0
+                    a = 0.0
+                    for j in range(xr.size):
+                        yj = np.float64(yr[j])
+                        s += np.float64(xr[j]) * yj
+                        a += np.float64(vr[j]) * yj
+                    c = _coef(s, a, inverse)
+                    o = out[b]
+                    for j in range(xr.size):
+                        xj = np.float64(xr[j])
+                        t = c * xj
+                        o[j] = np.float64(vr[j]) + (t if xj != 0.0 else 0.0)
 
 
-def _apply_backward_impl(x, ix, y, iy, v, iv, dz, idz, inverse, dx, dy, dv, work):
-    """The VJP of one factor per entry (formulas.md 2.4 b, c)."""
+def _apply_backward_impl(x, ix, y, iy, v, iv, v_cols, vbufs, dz, idz, dz_cols, wbufs, inverse,
+                         dx, dy, dv, work):
+    """The VJP of one factor per entry (formulas.md 2.4 b, c); v_cols / dz_cols: that operand
+    is passed as columns, gathered into vbufs / wbufs (see _apply_impl)."""
     for _worker in prange(work[WORKERS]):
+        vbuf = vbufs[_worker]
+        wbuf = wbufs[_worker]
         while True:
             lo, hi = next_chunk(work)
             if lo >= hi:
                 break
-            for b in range(lo, hi):
-                xr = x[_at(ix, b)]
-                yr = y[_at(iy, b)]
-                vr = v[_at(iv, b)]
-                wr = dz[_at(idz, b)]
-                s = 0.0
-                a = 0.0
-                bb = 0.0
-                for j in range(xr.size):
-                    xj = np.float64(xr[j])
-                    yj = np.float64(yr[j])
-                    s += xj * yj
-                    a += np.float64(vr[j]) * yj
-                    bb += xj * np.float64(wr[j])
-                g, gp = _factor(s, inverse)
-                ga = g * a
-                gb = g * bb
-                gpab = gp * a * bb
-                ox = dx[b]
-                oy = dy[b]
-                ov = dv[b]
-                for j in range(xr.size):
-                    xj = np.float64(xr[j])
-                    yj = np.float64(yr[j])
-                    wj = np.float64(wr[j])
-                    ox[j] = ga * wj + gpab * yj
-                    oy[j] = gb * np.float64(vr[j]) + gpab * xj
-                    ov[j] = wj + gb * yj
+            tile = max(vbuf.shape[0], wbuf.shape[0])
+            span = tile if tile > 0 else hi - lo
+            for b0 in range(lo, hi, span):
+                nb = min(span, hi - b0)
+                if v_cols:
+                    _gather_columns(v, iv, b0, nb, vbuf)
+                if dz_cols:
+                    _gather_columns(dz, idz, b0, nb, wbuf)
+                for i in range(nb):
+                    b = b0 + i
+                    xr = x[_at(ix, b)]
+                    yr = y[_at(iy, b)]
+                    vr = vbuf[i] if v_cols else v[_at(iv, b)]
+                    wr = wbuf[i] if dz_cols else dz[_at(idz, b)]
+                    s = 0.0
+                    a = 0.0
+                    bb = 0.0
+                    for j in range(xr.size):
+                        xj = np.float64(xr[j])
+                        yj = np.float64(yr[j])
+                        s += xj * yj
+                        a += np.float64(vr[j]) * yj
+                        bb += xj * np.float64(wr[j])
+                    g, gp = _factor(s, inverse)
+                    ga = g * a
+                    gb = g * bb
+                    gpab = gp * a * bb
+                    ox = dx[b]
+                    oy = dy[b]
+                    ov = dv[b]
+                    for j in range(xr.size):
+                        xj = np.float64(xr[j])
+                        yj = np.float64(yr[j])
+                        wj = np.float64(wr[j])
+                        ox[j] = ga * wj + gpab * yj
+                        oy[j] = gb * np.float64(vr[j]) + gpab * xj
+                        ov[j] = wj + gb * yj
 
 
 @inline
@@ -284,7 +324,8 @@ def _chain_scalars_impl(xs, ys, inverse, ts, phs, work):
                 phs[p, layer] = _phi(t)
 
 
-def _chain_impl(xs, ixs, ys, iys, v, iv, ts, phs, inverse, block, out, logdet, work):
+def _chain_impl(xs, ixs, ys, iys, v, iv, v_cols, vbufs, ts, phs, inverse, block, out, logdet,
+                work):
     """z = the product of the L factors applied to v; logdet = ±Σ s_l.
 
     The threads take the entries in chunks (a multiple of ``block`` entries, see ``chain``),
@@ -297,7 +338,8 @@ def _chain_impl(xs, ixs, ys, iys, v, iv, ts, phs, inverse, block, out, logdet, w
     row views: a view costs an NRT incref and decref (atomics on a refcount the threads
     share), per entry and layer more than the arithmetic.
     Where c is finite the update is ``z + c·x`` (a zero x_i adds ±0); else the select keeps
-    ``c·0 = 0``."""
+    ``c·0 = 0``. With v_cols, v is (k, n), its columns the vectors: tiles of whole blocks of
+    them are gathered into rows of vbufs[_worker] first (see _apply_impl)."""
     k = out.shape[1]
     L = xs.shape[1]
     sign = -1.0 if inverse else 1.0
@@ -307,122 +349,144 @@ def _chain_impl(xs, ixs, ys, iys, v, iv, ts, phs, inverse, block, out, logdet, w
         a = np.empty(block)
         ld = np.empty(block)
         c = np.empty(block)
+        vbuf = vbufs[_worker]
         while True:
             lo, hi = next_chunk(work)
             if lo >= hi:
                 break
-            for b0 in range(lo, hi, block):
-                nb = min(block, hi - b0)
-                first = L - 1 if inverse else 0
-                for i in range(nb):
-                    bv = _at(iv, b0 + i)
-                    by = _at(iys, b0 + i)
-                    acc = 0.0
-                    for j in range(k):
-                        vj = np.float64(v[bv, j])
-                        zbuf[i, j] = vj
-                        if L > 0:
-                            acc += vj * np.float64(ys[by, first, j])
-                    a[i] = acc
-                    ld[i] = 0.0
-                for step in range(L):
-                    layer = L - 1 - step if inverse else step
-                    # the next layer's y (the last layer's dot product is unused)
-                    nxt = layer if step == L - 1 else (layer - 1 if inverse else layer + 1)
+            span = vbuf.shape[0] if v_cols else hi - lo
+            for t0 in range(lo, hi, span):
+                nt = min(span, hi - t0)
+                if v_cols:
+                    _gather_columns(v, iv, t0, nt, vbuf)
+                for b0 in range(t0, t0 + nt, block):
+                    nb = min(block, t0 + nt - b0)
+                    first = L - 1 if inverse else 0
+                    # the entries' vectors: rows of v, or of the gathered tile
+                    vsrc = vbuf if v_cols else v
                     for i in range(nb):
-                        bx = _at(ixs, b0 + i)
-                        if table:
-                            t = ts[bx, layer]
-                            ph = phs[bx, layer]
-                        else:
-                            by = _at(iys, b0 + i)
-                            s = 0.0
-                            for j in range(k):
-                                s += np.float64(xs[bx, layer, j]) * np.float64(ys[by, layer, j])
-                            t = sign * s
-                            ph = _phi(t)
-                        ld[i] += t
-                        c[i] = _coef_t(t, ph, a[i], sign)
-                    for i in range(nb):
-                        bx = _at(ixs, b0 + i)
+                        bv = b0 - t0 + i if v_cols else _at(iv, b0 + i)
                         by = _at(iys, b0 + i)
-                        ci = c[i]
                         acc = 0.0
-                        if math.isfinite(ci):
-                            for j in range(k):
-                                zj = zbuf[i, j] + ci * np.float64(xs[bx, layer, j])
-                                zbuf[i, j] = zj
-                                acc += zj * np.float64(ys[by, nxt, j])
-                        else:
-                            for j in range(k):
-                                xj = np.float64(xs[bx, layer, j])
-                                tj = ci * xj
-                                zj = zbuf[i, j] + (tj if xj != 0.0 else 0.0)
-                                zbuf[i, j] = zj
-                                acc += zj * np.float64(ys[by, nxt, j])
+                        for j in range(k):
+                            vj = np.float64(vsrc[bv, j])
+                            zbuf[i, j] = vj
+                            if L > 0:
+                                acc += vj * np.float64(ys[by, first, j])
                         a[i] = acc
-                for i in range(nb):
-                    for j in range(k):
-                        out[b0 + i, j] = zbuf[i, j]
-                    logdet[b0 + i] = ld[i]
+                        ld[i] = 0.0
+                    for step in range(L):
+                        layer = L - 1 - step if inverse else step
+                        # the next layer's y (the last layer's dot product is unused)
+                        nxt = layer if step == L - 1 else (layer - 1 if inverse else layer + 1)
+                        for i in range(nb):
+                            bx = _at(ixs, b0 + i)
+                            if table:
+                                t = ts[bx, layer]
+                                ph = phs[bx, layer]
+                            else:
+                                by = _at(iys, b0 + i)
+                                s = 0.0
+                                for j in range(k):
+                                    s += (np.float64(xs[bx, layer, j])
+                                          * np.float64(ys[by, layer, j]))
+                                t = sign * s
+                                ph = _phi(t)
+                            ld[i] += t
+                            c[i] = _coef_t(t, ph, a[i], sign)
+                        for i in range(nb):
+                            bx = _at(ixs, b0 + i)
+                            by = _at(iys, b0 + i)
+                            ci = c[i]
+                            acc = 0.0
+                            if math.isfinite(ci):
+                                for j in range(k):
+                                    zj = zbuf[i, j] + ci * np.float64(xs[bx, layer, j])
+                                    zbuf[i, j] = zj
+                                    acc += zj * np.float64(ys[by, nxt, j])
+                            else:
+                                for j in range(k):
+                                    xj = np.float64(xs[bx, layer, j])
+                                    tj = ci * xj
+                                    zj = zbuf[i, j] + (tj if xj != 0.0 else 0.0)
+                                    zbuf[i, j] = zj
+                                    acc += zj * np.float64(ys[by, nxt, j])
+                            a[i] = acc
+                    for i in range(nb):
+                        for j in range(k):
+                            out[b0 + i, j] = zbuf[i, j]
+                        logdet[b0 + i] = ld[i]
 
 
-def _chain_backward_impl(xs, ixs, ys, iys, v, iv, dz, idz, dl, inverse, dxs, dys, dv, work):
+def _chain_backward_impl(xs, ixs, ys, iys, v, iv, v_cols, vbufs, dz, idz, dz_cols, wbufs, dl,
+                         inverse, dxs, dys, dv, work):
     """The VJP of a chain per entry: the forward recomputed, each factor's input kept in a
-    float64 (L, k) buffer, then the factors walked back (formulas.md 2.4 b-d)."""
+    float64 (L, k) buffer, then the factors walked back (formulas.md 2.4 b-d). v_cols /
+    dz_cols: that operand is passed as columns, gathered into vbufs / wbufs (see
+    _apply_impl)."""
     L, k = dxs.shape[1], dxs.shape[2]
     for _worker in prange(work[WORKERS]):
         traj = np.empty((L, k))
         w = np.empty(k)
+        vbuf = vbufs[_worker]
+        wbuf = wbufs[_worker]
         while True:
             lo, hi = next_chunk(work)
             if lo >= hi:
                 break
-            for b in range(lo, hi):
-                bx = _at(ixs, b)
-                by = _at(iys, b)
-                vr = v[_at(iv, b)]
-                for j in range(k):
-                    w[j] = np.float64(vr[j])
-                for step in range(L):
-                    layer = L - 1 - step if inverse else step
-                    traj[layer, :] = w
-                    _chain_step(xs[bx, layer], ys[by, layer], w, inverse)
-                wr = dz[_at(idz, b)]
-                for j in range(k):
-                    w[j] = np.float64(wr[j])
-                sdl = 0.0 if dl.size == 0 else dl[b]
-                if inverse:
-                    sdl = -sdl
-                for step in range(L - 1, -1, -1):
-                    layer = L - 1 - step if inverse else step
-                    xr = xs[bx, layer]
-                    yr = ys[by, layer]
-                    zin = traj[layer]
-                    s = 0.0
-                    a = 0.0
-                    bb = 0.0
+            tile = max(vbuf.shape[0], wbuf.shape[0])
+            span = tile if tile > 0 else hi - lo
+            for t0 in range(lo, hi, span):
+                nt = min(span, hi - t0)
+                if v_cols:
+                    _gather_columns(v, iv, t0, nt, vbuf)
+                if dz_cols:
+                    _gather_columns(dz, idz, t0, nt, wbuf)
+                for b in range(t0, t0 + nt):
+                    bx = _at(ixs, b)
+                    by = _at(iys, b)
+                    vr = vbuf[b - t0] if v_cols else v[_at(iv, b)]
                     for j in range(k):
-                        xj = np.float64(xr[j])
-                        yj = np.float64(yr[j])
-                        s += xj * yj
-                        a += zin[j] * yj
-                        bb += xj * w[j]
-                    g, gp = _factor(s, inverse)
-                    gb = g * bb
-                    ga = g * a
-                    gpab = gp * a * bb
-                    ox = dxs[b, layer]
-                    oy = dys[b, layer]
+                        w[j] = np.float64(vr[j])
+                    for step in range(L):
+                        layer = L - 1 - step if inverse else step
+                        traj[layer, :] = w
+                        _chain_step(xs[bx, layer], ys[by, layer], w, inverse)
+                    wr = wbuf[b - t0] if dz_cols else dz[_at(idz, b)]
                     for j in range(k):
-                        xj = np.float64(xr[j])
-                        yj = np.float64(yr[j])
-                        ox[j] = ga * w[j] + (gpab + sdl) * yj
-                        oy[j] = gb * zin[j] + (gpab + sdl) * xj
-                        w[j] += gb * yj
-                o = dv[b]
-                for j in range(k):
-                    o[j] = w[j]
+                        w[j] = np.float64(wr[j])
+                    sdl = 0.0 if dl.size == 0 else dl[b]
+                    if inverse:
+                        sdl = -sdl
+                    for step in range(L - 1, -1, -1):
+                        layer = L - 1 - step if inverse else step
+                        xr = xs[bx, layer]
+                        yr = ys[by, layer]
+                        zin = traj[layer]
+                        s = 0.0
+                        a = 0.0
+                        bb = 0.0
+                        for j in range(k):
+                            xj = np.float64(xr[j])
+                            yj = np.float64(yr[j])
+                            s += xj * yj
+                            a += zin[j] * yj
+                            bb += xj * w[j]
+                        g, gp = _factor(s, inverse)
+                        gb = g * bb
+                        ga = g * a
+                        gpab = gp * a * bb
+                        ox = dxs[b, layer]
+                        oy = dys[b, layer]
+                        for j in range(k):
+                            xj = np.float64(xr[j])
+                            yj = np.float64(yr[j])
+                            ox[j] = ga * w[j] + (gpab + sdl) * yj
+                            oy[j] = gb * zin[j] + (gpab + sdl) * xj
+                            w[j] += gb * yj
+                    o = dv[b]
+                    for j in range(k):
+                        o[j] = w[j]
 
 
 _logdet = jit_pair(_logdet_impl)
@@ -442,6 +506,20 @@ _chain_backward = jit_pair(_chain_backward_impl)
 
 def _index(idx: np.ndarray | None) -> np.ndarray:
     return _NO_INDEX if idx is None else idx
+
+
+def _column_tile(k: int, block: int = 1) -> int:
+    """Entries per tile of an operand passed as columns: 64, or fewer so that the (tile, k)
+    buffer stays within 32 KiB of float64; a multiple of ``block``."""
+    tile = max(1, min(64, 4096 // max(k, 1)))
+    return block * max(1, tile // block)
+
+
+def _column_buffers(cols: bool, work: np.ndarray, tile: int, k: int, dtype: np.dtype
+                    ) -> np.ndarray:
+    """The per-thread (tile, k) buffers of an operand passed as columns, one per thread of the
+    launch; (1, 0, k) when the operand is passed as rows (the kernel's one signature)."""
+    return np.empty((int(work[WORKERS]), tile, k) if cols else (1, 0, k), dtype)
 
 
 def logdet(x: np.ndarray, ix: np.ndarray | None, y: np.ndarray, iy: np.ndarray | None,
@@ -468,28 +546,37 @@ def dense(x: np.ndarray, ix: np.ndarray | None, y: np.ndarray, iy: np.ndarray | 
 
 
 def apply(x: np.ndarray, ix: np.ndarray | None, y: np.ndarray, iy: np.ndarray | None,
-          v: np.ndarray, iv: np.ndarray | None, B: int, inverse: bool) -> np.ndarray:
-    """z[b] = E v (or E⁻¹ v), (B, k) of the operands' dtype."""
+          v: np.ndarray, iv: np.ndarray | None, B: int, inverse: bool, *,
+          v_cols: bool = False) -> np.ndarray:
+    """z[b] = E v (or E⁻¹ v), (B, k) of the operands' dtype. ``v_cols``: v is passed as its
+    (k, n) transpose (the entries its columns), read in place (CPU only)."""
     out = np.empty((B, x.shape[1]), dtype=x.dtype)
     entry_ns = 4 * x.shape[1] * _NS_PER_ELEMENT + _NS_PER_FACTOR  # x, y, v read, z written
-    with Launch(B, entry_ns, item_out_bytes=out.shape[1] * out.itemsize) as (variant, work):
-        _apply[variant](x, _index(ix), y, _index(iy), v, _index(iv), inverse, out, work)
+    k = x.shape[1]
+    with Launch(B, entry_ns, item_out_bytes=k * out.itemsize) as (variant, work):
+        vbufs = _column_buffers(v_cols, work, _column_tile(k), k, v.dtype)
+        _apply[variant](x, _index(ix), y, _index(iy), v, _index(iv), v_cols, vbufs, inverse,
+                        out, work)
     return out
 
 
 def apply_backward(x: np.ndarray, ix: np.ndarray | None, y: np.ndarray, iy: np.ndarray | None,
                    v: np.ndarray, iv: np.ndarray | None, dz: np.ndarray,
-                   idz: np.ndarray | None, B: int, inverse: bool
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dy, dv) per batch entry, each (B, k)."""
+                   idz: np.ndarray | None, B: int, inverse: bool, *, v_cols: bool = False,
+                   dz_cols: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dy, dv) per batch entry, each (B, k); v_cols / dz_cols as in :func:`apply`."""
     shape = (B, x.shape[1])
     dx, dy, dv = (np.empty(shape, dtype=x.dtype) for _ in range(3))
     # x, y, v, dz read, dx, dy, dv written; φ and φ'
     entry_ns = 7 * x.shape[1] * _NS_PER_ELEMENT + 2 * _NS_PER_FACTOR
     # (item_out_bytes per output array: each of the three gets its own huge pages)
     with Launch(B, entry_ns, item_out_bytes=shape[1] * dx.itemsize) as (variant, work):
-        _apply_backward[variant](x, _index(ix), y, _index(iy), v, _index(iv), dz, _index(idz),
-                                 inverse, dx, dy, dv, work)
+        tile, k = _column_tile(shape[1]), shape[1]
+        _apply_backward[variant](x, _index(ix), y, _index(iy), v, _index(iv), v_cols,
+                                 _column_buffers(v_cols, work, tile, k, v.dtype), dz,
+                                 _index(idz), dz_cols,
+                                 _column_buffers(dz_cols, work, tile, k, dz.dtype), inverse, dx,
+                                 dy, dv, work)
     return dx, dy, dv
 
 
@@ -508,9 +595,10 @@ def _shared_factors(ixs: np.ndarray | None, iys: np.ndarray | None) -> bool:
 
 
 def chain(xs: np.ndarray, ixs: np.ndarray | None, ys: np.ndarray, iys: np.ndarray | None,
-          v: np.ndarray, iv: np.ndarray | None, B: int, inverse: bool
-          ) -> tuple[np.ndarray, np.ndarray]:
-    """(z (B, k), logdet (B,)) of the chain of factors xs, ys (n, L, k)."""
+          v: np.ndarray, iv: np.ndarray | None, B: int, inverse: bool, *,
+          v_cols: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(z (B, k), logdet (B,)) of the chain of factors xs, ys (n, L, k); v_cols as in
+    :func:`apply`."""
     L, k = xs.shape[1], xs.shape[2]
     out = np.empty((B, k), dtype=xs.dtype)
     ld = np.empty(B)
@@ -525,16 +613,19 @@ def chain(xs: np.ndarray, ixs: np.ndarray | None, ys: np.ndarray, iys: np.ndarra
     else:  # per layer, the entry's x and y rows read, and its scalars computed
         block, entry_ns = 1, (2 * L + 2) * k * _NS_PER_ELEMENT + L * _NS_PER_FACTOR
     with Launch(B, entry_ns, chunk=_chain_chunk(entry_ns, block)) as (variant, work):
-        _chain[variant](xs, _index(ixs), ys, _index(iys), v, _index(iv), ts, phs, inverse,
-                        block, out, ld, work)
+        vbufs = _column_buffers(v_cols, work, _column_tile(k, block), k, v.dtype)
+        _chain[variant](xs, _index(ixs), ys, _index(iys), v, _index(iv), v_cols, vbufs, ts, phs,
+                        inverse, block, out, ld, work)
     return out, ld
 
 
 def chain_backward(xs: np.ndarray, ixs: np.ndarray | None, ys: np.ndarray,
                    iys: np.ndarray | None, v: np.ndarray, iv: np.ndarray | None,
                    dz: np.ndarray, idz: np.ndarray | None, dl: np.ndarray | None, B: int,
-                   inverse: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dxs (B, L, k), dys (B, L, k), dv (B, k)) per batch entry."""
+                   inverse: bool, *, v_cols: bool = False, dz_cols: bool = False
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dxs (B, L, k), dys (B, L, k), dv (B, k)) per batch entry; v_cols / dz_cols as in
+    :func:`apply`."""
     L, k = xs.shape[1], xs.shape[2]
     dxs = np.empty((B, L, k), dtype=xs.dtype)
     dys = np.empty((B, L, k), dtype=xs.dtype)
@@ -544,6 +635,10 @@ def chain_backward(xs: np.ndarray, ixs: np.ndarray | None, ys: np.ndarray,
     # the scalars twice (φ forward, φ and φ' backward); v, dz read and dv written once
     entry_ns = (6 * L + 3) * k * _NS_PER_ELEMENT + 2 * L * _NS_PER_FACTOR
     with Launch(B, entry_ns) as (variant, work):
-        _chain_backward[variant](xs, _index(ixs), ys, _index(iys), v, _index(iv), dz,
-                                 _index(idz), dl_arg, inverse, dxs, dys, dv, work)
+        tile = _column_tile(k)
+        _chain_backward[variant](xs, _index(ixs), ys, _index(iys), v, _index(iv), v_cols,
+                                 _column_buffers(v_cols, work, tile, k, v.dtype), dz,
+                                 _index(idz), dz_cols,
+                                 _column_buffers(dz_cols, work, tile, k, dz.dtype), dl_arg,
+                                 inverse, dxs, dys, dv, work)
     return dxs, dys, dv
