@@ -4,10 +4,9 @@ bits of the reference on contiguous copies, in place and out of place."""
 
 from __future__ import annotations
 
-import tracemalloc
-
 import numpy as np
 import pytest
+from _memory import peak_bytes  # tests/ is on sys.path
 
 import fastops
 import fastops.langevin
@@ -119,16 +118,6 @@ def test_read_only_and_converted_operands_still_work(rng):
     assert np.array_equal(_step(x16, s, 0), want)
 
 
-def _peak(call):
-    call()  # compile outside the trace
-    tracemalloc.start()
-    try:
-        call()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 @pytest.mark.parametrize("view", ["T", "cols::3"])
 def test_strided_step_copies_nothing(view, rng):
     """In place no input-sized temporary is allocated; out of place only the result. (What
@@ -136,7 +125,7 @@ def test_strided_step_copies_nothing(view, rng):
     x = VIEWS[view](_base(rng, (512, 1536), np.float32))
     s = VIEWS[view](_base(rng, (512, 1536), np.float32))
     nbytes = x.size * x.itemsize  # 1 MiB
-    assert _peak(lambda: _step(x, s, 0, out=x)) < nbytes // 4
-    assert _peak(lambda: _step(x, s, 0)) < nbytes + nbytes // 4
+    assert peak_bytes(lambda: _step(x, s, 0, out=x)) < nbytes // 4
+    assert peak_bytes(lambda: _step(x, s, 0)) < nbytes + nbytes // 4
     out = np.empty(x.shape[::-1], np.float32).T  # a transposed out for a strided x
-    assert _peak(lambda: _step(x, s, 0, out=out)) < nbytes // 4
+    assert peak_bytes(lambda: _step(x, s, 0, out=out)) < nbytes // 4

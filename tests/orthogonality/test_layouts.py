@@ -5,10 +5,9 @@ rounding) and no input-sized temporary."""
 
 from __future__ import annotations
 
-import tracemalloc
-
 import numpy as np
 import pytest
+from _memory import peak_bytes  # tests/ is on sys.path
 
 import fastops
 from fastops.orthogonality import reference
@@ -72,22 +71,12 @@ def test_spectral_norm_of_transposed_w(shape, dtype, rng):
     np.testing.assert_allclose(got[0], ref[0], rtol=1e-4)
 
 
-def _peak(call):
-    call()  # compile outside the trace
-    tracemalloc.start()
-    try:
-        call()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 def test_transposed_w_is_not_copied(rng):
     W = _transposed(rng, (1024, 256), np.float32)  # 1 MiB, F-ordered
     nbytes = W.size * W.itemsize
     u = rng.standard_normal(1024).astype(np.float32)
-    assert _peak(lambda: fastops.spectral_norm(W, u)) < nbytes // 8
+    assert peak_bytes(lambda: fastops.spectral_norm(W, u)) < nbytes // 8
     gram = 256 * 256 * 4
     # the gradient (W's size) and the 256 x 256 Gram, nothing of W's size besides
-    extra = _peak(lambda: fastops.orthogonality_penalty_and_grad(W)) - nbytes - gram
+    extra = peak_bytes(lambda: fastops.orthogonality_penalty_and_grad(W)) - nbytes - gram
     assert extra < nbytes // 8, extra

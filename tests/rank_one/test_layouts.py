@@ -6,10 +6,9 @@ the same loops on rows gathered from the columns), and no input-sized temporary 
 
 from __future__ import annotations
 
-import tracemalloc
-
 import numpy as np
 import pytest
+from _memory import peak_bytes  # tests/ is on sys.path
 
 import fastops
 from fastops.rank_one import reference
@@ -72,16 +71,6 @@ def test_stride_0_and_partly_broadcast_operands(rng):
         assert_close(got, reference.expm_rank1_apply(x3, y3, v2), np.float64, "partial")
 
 
-def _peak(call):
-    call()  # compile outside the trace
-    tracemalloc.start()
-    try:
-        call()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 def test_columns_and_shared_factors_copy_nothing(rng):
     """apply / chain of V.T with one x, y: the result is the only input-sized allocation (no
     copy of V.T, no (B,) index maps of x and y); the tile buffers of gathered columns are
@@ -90,7 +79,7 @@ def test_columns_and_shared_factors_copy_nothing(rng):
     x, y = random_vectors(rng, (k,), np.float64), random_vectors(rng, (k,), np.float64)
     VT = _columns(rng, k, m, np.float64)  # 2 MiB
     nbytes = VT.size * VT.itemsize
-    assert _peak(lambda: fastops.expm_rank1_apply(x, y, VT)) < nbytes + nbytes // 8
+    assert peak_bytes(lambda: fastops.expm_rank1_apply(x, y, VT)) < nbytes + nbytes // 8
     xs, ys = random_vectors(rng, (2, k), np.float64), random_vectors(rng, (2, k), np.float64)
     # z and logdet (m float64 values, an eighth of z here)
-    assert _peak(lambda: fastops.expm_rank1_chain_apply(xs, ys, VT)) < nbytes + nbytes // 4
+    assert peak_bytes(lambda: fastops.expm_rank1_chain_apply(xs, ys, VT)) < nbytes + nbytes // 4
