@@ -191,3 +191,15 @@ def real_array(func: str, name: str, value: Any, xp: Any, *, allow_complex: bool
     arr = xp.asarray(value)
     working_dtype(func, name, arr.dtype, allow_complex=allow_complex)
     return arr
+
+
+def broadcast_against(func: str, name: str, arr: Any, other_name: str, other: Any, xp: Any
+                      ) -> Any:
+    """``arr`` broadcast (a view) against ``other``'s shape, as SciPy's logsumexp broadcasts
+    ``a`` with ``b``; ValueError naming both shapes when they do not broadcast together."""
+    try:
+        shape = np.broadcast_shapes(tuple(arr.shape), tuple(other.shape))
+    except ValueError:
+        raise ValueError(f"{func}: {name} of shape {tuple(arr.shape)} and {other_name} of shape "
+                         f"{tuple(other.shape)} do not broadcast together") from None
+    return arr if shape == tuple(arr.shape) else xp.broadcast_to(arr, shape)

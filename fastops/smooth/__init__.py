@@ -294,13 +294,7 @@ def _promoted_operands(func: str, a: Any, b: Any, xp: Any) -> tuple[Any, Any]:
     weights = None
     if b is not None:
         weights = _checks.real_array(func, "b", b, xp, allow_complex=True)
-        try:
-            shape = np.broadcast_shapes(arr.shape, weights.shape)
-        except ValueError:
-            raise ValueError(f"{func}: a of shape {tuple(arr.shape)} and b of shape "
-                             f"{tuple(weights.shape)} do not broadcast together") from None
-        if shape != tuple(arr.shape):
-            arr = xp.broadcast_to(arr, shape)
+        arr = _checks.broadcast_against(func, "a", arr, "b", weights, xp)
     if _checks.result_dtype(func, "a", arr.dtype, allow_complex=True) != dtype:
         arr = arr.astype(dtype)
     return arr, weights

@@ -92,11 +92,7 @@ def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
     a = _checks.real_array(func, "a", a, np, allow_complex=True)
     if b is not None:  # a and b broadcast against each other, as SciPy's
         bw = _checks.real_array(func, "b", b, np, allow_complex=True)
-        try:
-            a = np.broadcast_to(a, np.broadcast_shapes(a.shape, bw.shape))
-        except ValueError:
-            raise ValueError(f"{func}: a of shape {a.shape} and b of shape {bw.shape} do not "
-                             "broadcast together") from None
+        a = _checks.broadcast_against(func, "a", a, "b", bw, np)
     if out_dtype.kind == "c":
         a = a.reshape(1) if a.ndim == 0 else a
         axes = _checks.normalize_axes(func, axis, a.ndim)
