@@ -10,9 +10,13 @@ below) is under ``PARALLEL_MIN_NS`` runs serially. Inside an entry:
 
 - the dot products are fused: one loop over k reads x, y, v once and accumulates ``s = yᵀx``
   and ``a = yᵀv`` (and ``b = xᵀdz`` in the backward passes) in float64, a reduction LLVM
-  vectorises (reassociation allowed by ``FASTMATH``, never nnan/ninf);
+  vectorises (reassociation allowed by ``FASTMATH``, never nnan/ninf), and Σ|x_j y_j|, which
+  decides whether s is recomputed by a compensated dot product (``_COMPENSATE_ABOVE``,
+  fastops._exact, compiled without fast-math flags);
 - the scalars (φ(s) = expm1(s)/s with libm's expm1, φ'(s) with its Taylor series for
-  |s| < 1e-2, the log-space coefficient where φ overflows) are computed once per entry;
+  |s| < 1, the log-space coefficient where φ overflows) are computed once per entry;
+- the accuracy forms of docs/formulas.md "Accuracy": the dense diagonal by ``_diagonal``, an
+  applied entry rewritten by ``_apply_eigen_form`` where ``_eigen_form_pays``;
 - a second loop writes ``z = v + c·x`` (a select keeps ``c·0 = 0`` for an infinite c) from the
   same rows, which are still in L1;
 - a chain keeps the vector in a float64 buffer across its L factors (v read once, z written
@@ -35,7 +39,9 @@ import math
 import numpy as np
 from numba import prange
 
+from .._exact import det2, dot2, dot2_at, dot2_pair_at, exact, two_prod, two_sum
 from .._numba import CHUNK_NS, WORKERS, Launch, inline, jit_pair, next_chunk
+from . import reference
 
 # The single-thread cost model of a launch (Launch's serial / parallel decision and chunk
 # size): _NS_PER_ELEMENT per element of each k-vector an entry reads or writes, plus
@@ -62,8 +68,27 @@ _NS_PER_FACTOR = 100.0
 #: there the factors' reads are the cost, and 16 interleaved streams defeat the prefetcher
 #: (measured 4.2 ms against 2.4 ms for 2048 entries of L = 32, k = 64).
 _CHAIN_BLOCK = 16
-#: |s| below which φ'(s) is its Taylor series (float64 scalars; formulas.md 2.2).
-_DPHI_TAYLOR_BELOW = 1e-2
+#: |s| below which φ'(s) is its Taylor series, and its coefficients (reference.py says why).
+_DPHI_TAYLOR_BELOW = reference.DPHI_TAYLOR_BELOW
+_DPHI_COEFFS = np.array(reference.DPHI_COEFFS)
+#: s = yᵀx is recomputed as a compensated dot product (fastops._exact.dot2: 145 ns for
+#: k = 64, against about 10 for the plain sum) where the plain float64 sum's error may pass
+#: 4 eps: e^s and φ(s) carry the absolute error of s as a relative one (at s = 700 from
+#: k = 64 terms, hundreds of ulp). The estimate is statistical, measured: the kernels'
+#: vectorised sum of k standard normal products erred by at most 0.98, 0.53, 0.37, 0.32 eps·m
+#: (m = Σ|x_j y_j|) for k = 16, 64, 256, 1024 over 20000 entries each, below
+#: eps·m·(0.3 + 3/√k) (the rigorous bound, k·eps·m, is 20-3000 times looser and would
+#: compensate nearly every entry). Inputs with |s| of order 1 and entries ~ N(0, 1/√k)
+#: (m ≈ 0.64√k) skip it up to k ≈ 64. float32 input never needs it (its products are exact in
+#: float64 and the sum's error is far below a float32 ulp).
+_COMPENSATE_ABOVE = 4.0
+#: An applied entry is recomputed in the form e^t v_i + σ φ(t) τ_i (reference._apply64) where
+#: that form's estimated rounding bound is below 1/8 of v_i + c x_i's.
+_EIGEN_FORM_GAIN = reference.EIGEN_FORM_GAIN
+#: ... which it can only be for t < −1.5: with τ ≈ 0 (the case it exists for) its terms are
+#: e^t |v| against |v| (1 + |e^t − 1|) for v + c x, a ratio of 8 at e^t = 2/9. The kernels
+#: look (a second pass over the entry's rows) below t = −1, not at every entry.
+_EIGEN_FORM_T_BELOW = -1.0
 
 _NO_INDEX = np.empty(0, dtype=np.int64)
 _NO_VALUES = np.empty(0, dtype=np.float64)
@@ -104,19 +129,50 @@ def _phi(s):
 
 @inline
 def _dphi(s):
-    """φ'(s) = (e^s − φ(s))/s; its Taylor series for |s| < 1e-2 (cancellation)."""
+    """φ'(s) = (e^s − φ(s))/s; its Taylor series for |s| < 1 (cancellation)."""
     if abs(s) < _DPHI_TAYLOR_BELOW:
-        return 0.5 + s * (1.0 / 3.0 + s * (1.0 / 8.0 + s * (1.0 / 30.0 + s * (
-            1.0 / 144.0 + s * (1.0 / 840.0)))))
+        t = 0.0
+        for n in range(_DPHI_COEFFS.size - 1, -1, -1):
+            t = _DPHI_COEFFS[n] + s * t
+        return t
     return (math.exp(s) - _phi(s)) / s
 
 
 @inline
-def _factor(s, inverse):
-    """(g(s), g'(s)): (φ(s), φ'(s)) for E, (−φ(−s), φ'(−s)) for E⁻¹."""
+def _phi2(s, s_lo):
+    """φ(s + s_lo) to first order in s_lo (the low part of a compensated s)."""
+    ph = _phi(s)
+    # (where φ overflowed, inf + inf·s_lo would be NaN for a negative s_lo)
+    return ph + _dphi(s) * s_lo if s_lo != 0.0 and math.isfinite(ph) else ph
+
+
+@inline
+def _dphi2(s, s_lo):
+    """φ'(s + s_lo): the Taylor series for |s| < 1 (s_lo is below its precision there), else
+    (e^s − φ(s))/s with both to first order in s_lo."""
+    if s_lo == 0.0 or abs(s) < _DPHI_TAYLOR_BELOW:
+        return _dphi(s)
+    e = math.exp(s)
+    if not math.isfinite(e):
+        return _dphi(s)
+    return (e + e * s_lo - _phi2(s, s_lo)) / s
+
+
+@inline
+def _needs_compensation(comp, m, k):
+    """Whether s = yᵀx (m = Σ|x_j y_j|, k terms) is to be recomputed by dot2
+    (_COMPENSATE_ABOVE). Scalars only: the kernels pass their rows to dot2 inside the branch,
+    since passing array views to a call costs reference counting per entry (measured: apply
+    (65536, 64) float32 8.8 -> 15 ms with the rows passed to a helper on every entry)."""
+    return comp and m * (0.3 + 3.0 / math.sqrt(k)) > _COMPENSATE_ABOVE
+
+
+@inline
+def _factor(s, s_lo, inverse):
+    """(g(s), g'(s)) at s + s_lo: (φ(s), φ'(s)) for E, (−φ(−s), φ'(−s)) for E⁻¹."""
     if inverse:
-        return -_phi(-s), _dphi(-s)
-    return _phi(s), _dphi(s)
+        return -_phi2(-s, -s_lo), _dphi2(-s, -s_lo)
+    return _phi2(s, s_lo), _dphi2(s, s_lo)
 
 
 @inline
@@ -132,11 +188,96 @@ def _coef_t(t, ph, a, sign):
     return c
 
 
+@exact
+def _diagonal(xi, yi, s, s_lo, ph, es):
+    """E_ii = 1 + φ p_i (p_i = x_i y_i), or where its rounding bound is larger the same number
+    as e^s − φ r_i with r_i = s − p_i in double-double (es = e^s): the entry that cancels to
+    e^s ≪ 1 when x_i y_i is most of s < 0 (reference.expm_rank1)."""
+    p, e = two_prod(xi, yi)
+    if p == 0.0:
+        return 1.0
+    direct = 1.0 + ph * p
+    r, r_e = two_sum(s, -p)
+    r = r + (r_e + (s_lo - e))
+    if es + ph * abs(r) < 1.0 + abs(ph * p):
+        return es - ph * r
+    return direct
+
+
+@exact
+def _apply_eigen_form(x, bx, y, by, v, bv, inverse, c, out, b):
+    """Rewrite out[b] (the entry's E v, or E⁻¹ v, as v + c x; x[bx], y[by], v[bv] its rows)
+    where the form e^t v_i + σ φ(t) τ_i,
+    τ_i = Σ_l y_l (x_i v_l − x_l v_i), has the smaller rounding bound (reference._apply64):
+    s and a compensated, each determinant to an ulp (O(k²): only for entries the kernel
+    flagged)."""
+    xr, yr, vr, o = x[bx], y[by], v[bv], out[b]  # (the rows: see dot2_at for why not passed)
+    s, s_lo = dot2(xr, yr)
+    t, t_lo, sign = (-s, -s_lo, -1.0) if inverse else (s, s_lo, 1.0)
+    ph = math.expm1(t) / t if t != 0.0 else 1.0
+    es = math.exp(t)  # (finite: the caller checked φ)
+    if t_lo != 0.0 and t != 0.0:
+        ph += (es - ph) / t * t_lo
+    es += es * t_lo
+    k = xr.size
+    for i in range(k):
+        xi = np.float64(xr[i])
+        vi = np.float64(vr[i])
+        tau = 0.0
+        tau_bound = 0.0
+        for l in range(k):
+            if l != i:
+                d = np.float64(yr[l]) * det2(xi, np.float64(xr[l]), vi, np.float64(vr[l]))
+                tau += d
+                tau_bound += abs(d)
+        cx = c * xi if xi != 0.0 else 0.0
+        if es * abs(vi) + abs(ph) * tau_bound < abs(vi) + abs(cx):
+            o[i] = es * vi + sign * ph * tau
+
+
 @inline
-def _coef(s, a, inverse):
-    """g(s)·a: 0 when a == 0 (unless g is NaN), in log space where φ overflowed."""
-    t = -s if inverse else s
-    return _coef_t(t, _phi(t), a, -1.0 if inverse else 1.0)
+def _apply_careful(x, bx, y, by, v, bv, inverse, s, t, ph, a, c, out, b):
+    """The second look an apply's entry gets where t < _EIGEN_FORM_T_BELOW: the norms
+    _eigen_form_pays needs (one pass over the rows), then the eigen form where it pays.
+    Arrays and row indices rather than row views (see fastops._exact.dot2_at)."""
+    xr, vr = x[bx], v[bv]
+    xx = 0.0
+    vv = 0.0
+    xv = 0.0
+    for j in range(xr.size):
+        xj = np.float64(xr[j])
+        vj = np.float64(vr[j])
+        xx += xj * xj
+        vv += vj * vj
+        xv += xj * vj
+    if _eigen_form_pays(t, ph, c, a, s, xx, vv, xv):
+        _apply_eigen_form(x, bx, y, by, v, bv, inverse, c, out, b)
+
+
+@inline
+def _eigen_form_pays(t, ph, c, a, s, xx, vv, xv):
+    """Whether an entry's E v is to be rewritten by _apply_eigen_form: the norm-wise estimate
+    of that form's terms, e^t |v| + |φ(t)| |τ| with |τ|² = a²|x|² − 2as xᵀv + s²|v|², is
+    _EIGEN_FORM_GAIN times below |v| + |c| |x|, the terms of v + c x (v along x, k = 1: the
+    cases it exists for). Norms from sums the dot-product loop accumulates anyway: no second
+    pass, no libm call (e^t = 1 + t φ(t) is close enough for an estimate)."""
+    if not (math.isfinite(c) and math.isfinite(ph)):
+        return False
+    tau2 = a * a * xx - 2.0 * a * s * xv + s * s * vv
+    nv = math.sqrt(vv)
+    # every term divided by 1 + |φ|, which keeps them finite at s ≈ 709
+    scale = 1.0 / (1.0 + abs(ph))
+    w = abs(ph) * scale
+    estimate = abs(scale + t * w) * nv + w * math.sqrt(max(tau2, 0.0))
+    return _EIGEN_FORM_GAIN * estimate < nv * scale + w * abs(a) * math.sqrt(xx)
+
+
+@inline
+def _coef(s, s_lo, a, inverse):
+    """g(s)·a at s + s_lo: 0 when a == 0 (unless g is NaN), in log space where φ
+    overflowed."""
+    t, t_lo = (-s, -s_lo) if inverse else (s, s_lo)
+    return _coef_t(t, _phi2(t, t_lo), a, -1.0 if inverse else 1.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,8 +285,25 @@ def _coef(s, a, inverse):
 # --------------------------------------------------------------------------------------------
 
 
-def _logdet_impl(x, ix, y, iy, out, work):
-    """out[b] = yᵀx (float64 sum, rounded once)."""
+@inline
+def _dot_s(xr, yr, comp):
+    """(s, s_lo) of yᵀx: the float64 sum (one vectorised loop, also summing |x_j y_j| for its
+    error estimate), compensated where that estimate calls for it (_needs_compensation). For
+    the kernels whose items are few (one per dense matrix, one per shared chain factor)."""
+    s = 0.0
+    m = 0.0
+    for j in range(xr.size):
+        p = np.float64(xr[j]) * np.float64(yr[j])
+        s += p
+        m += abs(p)
+    if _needs_compensation(comp, m, xr.size):
+        return dot2(xr, yr)
+    return s, 0.0
+
+
+def _logdet_impl(x, ix, y, iy, comp, out, work):
+    """out[b] = yᵀx: the float64 sum, compensated where its error may pass 2 eps
+    (_needs_compensation), rounded once."""
     for _worker in prange(work[WORKERS]):
         while True:
             lo, hi = next_chunk(work)
@@ -155,29 +313,36 @@ def _logdet_impl(x, ix, y, iy, out, work):
                 xr = x[_at(ix, b)]
                 yr = y[_at(iy, b)]
                 s = 0.0
+                m = 0.0
                 for j in range(xr.size):
-                    s += np.float64(xr[j]) * np.float64(yr[j])
+                    p = np.float64(xr[j]) * np.float64(yr[j])
+                    s += p
+                    m += abs(p)
+                if _needs_compensation(comp, m, xr.size):
+                    s = dot2_at(x, _at(ix, b), y, _at(iy, b))[0]
                 out[b] = s
 
 
-def _phi_impl(x, ix, y, iy, out, work):
-    """out[b] = φ(yᵀx) (float64)."""
+def _scalars_impl(x, ix, y, iy, comp, out, work):
+    """out[b] = (φ(s), s, s_lo, e^s) of s = yᵀx (float64; s + s_lo compensated where
+    needed), the dense kernel's per-entry scalars."""
     for _worker in prange(work[WORKERS]):
         while True:
             lo, hi = next_chunk(work)
             if lo >= hi:
                 break
             for b in range(lo, hi):
-                xr = x[_at(ix, b)]
-                yr = y[_at(iy, b)]
-                s = 0.0
-                for j in range(xr.size):
-                    s += np.float64(xr[j]) * np.float64(yr[j])
-                out[b] = _phi(s)
+                s, s_lo = _dot_s(x[_at(ix, b)], y[_at(iy, b)], comp)
+                es = math.exp(s)
+                out[b, 0] = _phi2(s, s_lo)
+                out[b, 1] = s
+                out[b, 2] = s_lo
+                out[b, 3] = es + es * s_lo if math.isfinite(es) else es
 
 
-def _dense_impl(x, ix, y, iy, phi, out, work):
-    """out[b, i, :] = δ_i + φ_b x_i y (0 where x_i y_j == 0); the items are the B·k rows."""
+def _dense_impl(x, ix, y, iy, scalars, out, work):
+    """out[b, i, :] = δ_i + φ_b x_i y (0 where x_i y_j == 0), the diagonal entry by
+    _diagonal; the items are the B·k rows."""
     k = out.shape[1]
     for _worker in prange(work[WORKERS]):
         while True:
@@ -189,17 +354,19 @@ def _dense_impl(x, ix, y, iy, phi, out, work):
                 i = r - b * k
                 xi = np.float64(x[_at(ix, b), i])
                 yr = y[_at(iy, b)]
-                ph = phi[b]
+                ph = scalars[b, 0]
                 o = out[b, i]
                 for j in range(k):
                     t = xi * np.float64(yr[j])
                     o[j] = ph * t if t != 0.0 else 0.0
-                t = xi * np.float64(yr[i])
-                o[i] = 1.0 + (ph * t if t != 0.0 else 0.0)
+                o[i] = _diagonal(xi, np.float64(yr[i]), scalars[b, 1], scalars[b, 2], ph,
+                                 scalars[b, 3])
 
 
-def _apply_impl(x, ix, y, iy, v, iv, v_cols, vbufs, inverse, out, work):
-    """out[b] = v + g(s)(yᵀv) x: one loop for both dot products, one for the write. With
+def _apply_impl(x, ix, y, iy, v, iv, v_cols, vbufs, inverse, comp, out, work):
+    """out[b] = v + g(s)(yᵀv) x: one loop for the dot products (and the norms
+    _eigen_form_pays needs), one for the write; _apply_eigen_form rewrites the rare entries
+    whose other form is the more accurate one (v along x; k = 1). With
     v_cols, v is (k, n), its columns the vectors: tiles of them are gathered into rows first,
     into the thread's vbufs[_worker] (tile, k) (allocated by the caller: an allocation in the
     kernel made its first compilation 0.3 s longer, measured)."""
@@ -220,21 +387,44 @@ def _apply_impl(x, ix, y, iy, v, iv, v_cols, vbufs, inverse, out, work):
                     yr = y[_at(iy, b)]
                     vr = vbuf[i] if v_cols else v[_at(iv, b)]
                     s = 0.0
+                    m = 0.0
                     a = 0.0
                     for j in range(xr.size):
                         yj = np.float64(yr[j])
-                        s += np.float64(xr[j]) * yj
+                        p = np.float64(xr[j]) * yj
+                        s += p
+                        m += abs(p)
                         a += np.float64(vr[j]) * yj
-                    c = _coef(s, a, inverse)
+                    s_lo = 0.0
+                    # (x.itemsize is a compile-time constant: the float32 compilation drops
+                    # the branch and what only it needs)
+                    compensated = x.itemsize == 8 and _needs_compensation(comp, m, xr.size)
+                    if compensated:  # s and a = yᵀv (as large a sum) compensated
+                        if v_cols:
+                            s, s_lo, a = dot2_pair_at(x, _at(ix, b), y, _at(iy, b), vbuf, i)
+                        else:
+                            s, s_lo, a = dot2_pair_at(x, _at(ix, b), y, _at(iy, b), v,
+                                                      _at(iv, b))
+                    t, sign = (-s, -1.0) if inverse else (s, 1.0)
+                    # (φ2 only where s has a low part: its call cost ~1 ns per entry here)
+                    ph = _phi2(t, -s_lo if inverse else s_lo) if compensated else _phi(t)
+                    c = _coef_t(t, ph, a, sign)
                     o = out[b]
                     for j in range(xr.size):
                         xj = np.float64(xr[j])
-                        t = c * xj
-                        o[j] = np.float64(vr[j]) + (t if xj != 0.0 else 0.0)
+                        cx = c * xj
+                        o[j] = np.float64(vr[j]) + (cx if xj != 0.0 else 0.0)
+                    if t < _EIGEN_FORM_T_BELOW and math.isfinite(c) and math.isfinite(ph):
+                        if v_cols:
+                            _apply_careful(x, _at(ix, b), y, _at(iy, b), vbuf, i, inverse, s,
+                                           t, ph, a, c, out, b)
+                        else:
+                            _apply_careful(x, _at(ix, b), y, _at(iy, b), v, _at(iv, b),
+                                           inverse, s, t, ph, a, c, out, b)
 
 
 def _apply_backward_impl(x, ix, y, iy, v, iv, v_cols, vbufs, dz, idz, dz_cols, wbufs, inverse,
-                         dx, dy, dv, work):
+                         comp, dx, dy, dv, work):
     """The VJP of one factor per entry (formulas.md 2.4 b, c); v_cols / dz_cols: that operand
     is passed as columns, gathered into vbufs / wbufs (see _apply_impl)."""
     for _worker in prange(work[WORKERS]):
@@ -259,15 +449,21 @@ def _apply_backward_impl(x, ix, y, iy, v, iv, v_cols, vbufs, dz, idz, dz_cols, w
                     vr = vbuf[i] if v_cols else v[_at(iv, b)]
                     wr = wbuf[i] if dz_cols else dz[_at(idz, b)]
                     s = 0.0
+                    m = 0.0
                     a = 0.0
                     bb = 0.0
                     for j in range(xr.size):
                         xj = np.float64(xr[j])
                         yj = np.float64(yr[j])
-                        s += xj * yj
+                        p = xj * yj
+                        s += p
+                        m += abs(p)
                         a += np.float64(vr[j]) * yj
                         bb += xj * np.float64(wr[j])
-                    g, gp = _factor(s, inverse)
+                    s_lo = 0.0
+                    if _needs_compensation(comp, m, xr.size):
+                        s, s_lo = dot2_at(x, _at(ix, b), y, _at(iy, b))
+                    g, gp = _factor(s, s_lo, inverse)
                     ga = g * a
                     gb = g * bb
                     gpab = gp * a * bb
@@ -284,15 +480,21 @@ def _apply_backward_impl(x, ix, y, iy, v, iv, v_cols, vbufs, dz, idz, dz_cols, w
 
 
 @inline
-def _chain_step(xr, yr, z, inverse):
+def _chain_step(xr, yr, z, inverse, comp):
     """z <- E z (or E⁻¹ z) for the factor (xr, yr), z a float64 buffer; returns s."""
     s = 0.0
+    m = 0.0
     a = 0.0
     for j in range(z.size):
         yj = np.float64(yr[j])
-        s += np.float64(xr[j]) * yj
+        p = np.float64(xr[j]) * yj
+        s += p
+        m += abs(p)
         a += z[j] * yj
-    c = _coef(s, a, inverse)
+    s_lo = 0.0
+    if _needs_compensation(comp, m, xr.size):
+        s, s_lo = dot2(xr, yr)
+    c = _coef(s, s_lo, a, inverse)
     for j in range(z.size):
         xj = np.float64(xr[j])
         t = c * xj
@@ -300,12 +502,11 @@ def _chain_step(xr, yr, z, inverse):
     return s
 
 
-def _chain_scalars_impl(xs, ys, inverse, ts, phs, work):
+def _chain_scalars_impl(xs, ys, inverse, comp, ts, phs, work):
     """ts[p, l] = t = ±yᵀx of factor (p, l) (− for inverse), phs[p, l] = φ(t): the scalars of
     shared factors, computed once instead of once per batch entry. The items are the P·L
     factors."""
     L = ts.shape[1]
-    k = xs.shape[2]
     for _worker in prange(work[WORKERS]):
         while True:
             lo, hi = next_chunk(work)
@@ -314,18 +515,14 @@ def _chain_scalars_impl(xs, ys, inverse, ts, phs, work):
             for r in range(lo, hi):
                 p = r // L
                 layer = r - p * L
-                xr = xs[p, layer]
-                yr = ys[p, layer]
-                s = 0.0
-                for j in range(k):
-                    s += np.float64(xr[j]) * np.float64(yr[j])
-                t = -s if inverse else s
+                s, s_lo = _dot_s(xs[p, layer], ys[p, layer], comp)
+                t, t_lo = (-s, -s_lo) if inverse else (s, s_lo)
                 ts[p, layer] = t
-                phs[p, layer] = _phi(t)
+                phs[p, layer] = _phi2(t, t_lo)
 
 
-def _chain_impl(xs, ixs, ys, iys, v, iv, v_cols, vbufs, ts, phs, inverse, block, out, logdet,
-                work):
+def _chain_impl(xs, ixs, ys, iys, v, iv, v_cols, vbufs, ts, phs, inverse, comp, block, out,
+                logdet, work):
     """z = the product of the L factors applied to v; logdet = ±Σ s_l.
 
     The threads take the entries in chunks (a multiple of ``block`` entries, see ``chain``),
@@ -387,11 +584,17 @@ def _chain_impl(xs, ixs, ys, iys, v, iv, v_cols, vbufs, ts, phs, inverse, block,
                             else:
                                 by = _at(iys, b0 + i)
                                 s = 0.0
+                                m = 0.0
                                 for j in range(k):
-                                    s += (np.float64(xs[bx, layer, j])
-                                          * np.float64(ys[by, layer, j]))
+                                    p = (np.float64(xs[bx, layer, j])
+                                         * np.float64(ys[by, layer, j]))
+                                    s += p
+                                    m += abs(p)
+                                s_lo = 0.0
+                                if _needs_compensation(comp, m, k):
+                                    s, s_lo = dot2_at(xs, (bx, layer), ys, (by, layer))
                                 t = sign * s
-                                ph = _phi(t)
+                                ph = _phi2(t, sign * s_lo)
                             ld[i] += t
                             c[i] = _coef_t(t, ph, a[i], sign)
                         for i in range(nb):
@@ -419,7 +622,7 @@ def _chain_impl(xs, ixs, ys, iys, v, iv, v_cols, vbufs, ts, phs, inverse, block,
 
 
 def _chain_backward_impl(xs, ixs, ys, iys, v, iv, v_cols, vbufs, dz, idz, dz_cols, wbufs, dl,
-                         inverse, dxs, dys, dv, work):
+                         inverse, comp, dxs, dys, dv, work):
     """The VJP of a chain per entry: the forward recomputed, each factor's input kept in a
     float64 (L, k) buffer, then the factors walked back (formulas.md 2.4 b-d). v_cols /
     dz_cols: that operand is passed as columns, gathered into vbufs / wbufs (see
@@ -451,7 +654,7 @@ def _chain_backward_impl(xs, ixs, ys, iys, v, iv, v_cols, vbufs, dz, idz, dz_col
                     for step in range(L):
                         layer = L - 1 - step if inverse else step
                         traj[layer, :] = w
-                        _chain_step(xs[bx, layer], ys[by, layer], w, inverse)
+                        _chain_step(xs[bx, layer], ys[by, layer], w, inverse, comp)
                     wr = wbuf[b - t0] if dz_cols else dz[_at(idz, b)]
                     for j in range(k):
                         w[j] = np.float64(wr[j])
@@ -464,15 +667,21 @@ def _chain_backward_impl(xs, ixs, ys, iys, v, iv, v_cols, vbufs, dz, idz, dz_col
                         yr = ys[by, layer]
                         zin = traj[layer]
                         s = 0.0
+                        m = 0.0
                         a = 0.0
                         bb = 0.0
                         for j in range(k):
                             xj = np.float64(xr[j])
                             yj = np.float64(yr[j])
-                            s += xj * yj
+                            p = xj * yj
+                            s += p
+                            m += abs(p)
                             a += zin[j] * yj
                             bb += xj * w[j]
-                        g, gp = _factor(s, inverse)
+                        s_lo = 0.0
+                        if _needs_compensation(comp, m, xr.size):
+                            s, s_lo = dot2_at(xs, (bx, layer), ys, (by, layer))
+                        g, gp = _factor(s, s_lo, inverse)
                         gb = g * bb
                         ga = g * a
                         gpab = gp * a * bb
@@ -490,7 +699,7 @@ def _chain_backward_impl(xs, ixs, ys, iys, v, iv, v_cols, vbufs, dz, idz, dz_col
 
 
 _logdet = jit_pair(_logdet_impl)
-_phi_entries = jit_pair(_phi_impl)
+_scalars = jit_pair(_scalars_impl)
 _dense = jit_pair(_dense_impl)
 _apply = jit_pair(_apply_impl)
 _apply_backward = jit_pair(_apply_backward_impl)
@@ -506,6 +715,11 @@ _chain_backward = jit_pair(_chain_backward_impl)
 
 def _index(idx: np.ndarray | None) -> np.ndarray:
     return _NO_INDEX if idx is None else idx
+
+
+def _compensate(dtype: np.dtype) -> bool:
+    """Whether s may need its compensated dot product (_COMPENSATE_ABOVE): float64 only."""
+    return dtype == np.float64
 
 
 def _column_tile(k: int, block: int = 1) -> int:
@@ -527,7 +741,7 @@ def logdet(x: np.ndarray, ix: np.ndarray | None, y: np.ndarray, iy: np.ndarray |
     """s[b] = yᵀx, (B,) of x's dtype."""
     out = np.empty(B, dtype=x.dtype)
     with Launch(B, 2 * x.shape[1] * _NS_PER_ELEMENT) as (variant, work):
-        _logdet[variant](x, _index(ix), y, _index(iy), out, work)
+        _logdet[variant](x, _index(ix), y, _index(iy), _compensate(x.dtype), out, work)
     return out
 
 
@@ -535,13 +749,13 @@ def dense(x: np.ndarray, ix: np.ndarray | None, y: np.ndarray, iy: np.ndarray | 
           B: int) -> np.ndarray:
     """E[b] = I + φ(s_b) x yᵀ, (B, k, k) of x's dtype."""
     k = x.shape[1]
-    phi = np.empty(B)
+    scalars = np.empty((B, 4))
     out = np.empty((B, k, k), dtype=x.dtype)
     with Launch(B, 2 * k * _NS_PER_ELEMENT + _NS_PER_FACTOR) as (variant, work):
-        _phi_entries[variant](x, _index(ix), y, _index(iy), phi, work)
+        _scalars[variant](x, _index(ix), y, _index(iy), _compensate(x.dtype), scalars, work)
     row_ns = k * _NS_PER_ELEMENT  # the items are the rows of E
     with Launch(B * k, row_ns, item_out_bytes=k * out.itemsize) as (variant, work):
-        _dense[variant](x, _index(ix), y, _index(iy), phi, out, work)
+        _dense[variant](x, _index(ix), y, _index(iy), scalars, out, work)
     return out
 
 
@@ -556,7 +770,7 @@ def apply(x: np.ndarray, ix: np.ndarray | None, y: np.ndarray, iy: np.ndarray | 
     with Launch(B, entry_ns, item_out_bytes=k * out.itemsize) as (variant, work):
         vbufs = _column_buffers(v_cols, work, _column_tile(k), k, v.dtype)
         _apply[variant](x, _index(ix), y, _index(iy), v, _index(iv), v_cols, vbufs, inverse,
-                        out, work)
+                        _compensate(x.dtype), out, work)
     return out
 
 
@@ -575,8 +789,8 @@ def apply_backward(x: np.ndarray, ix: np.ndarray | None, y: np.ndarray, iy: np.n
         _apply_backward[variant](x, _index(ix), y, _index(iy), v, _index(iv), v_cols,
                                  _column_buffers(v_cols, work, tile, k, v.dtype), dz,
                                  _index(idz), dz_cols,
-                                 _column_buffers(dz_cols, work, tile, k, dz.dtype), inverse, dx,
-                                 dy, dv, work)
+                                 _column_buffers(dz_cols, work, tile, k, dz.dtype), inverse,
+                                 _compensate(x.dtype), dx, dy, dv, work)
     return dx, dy, dv
 
 
@@ -607,7 +821,7 @@ def chain(xs: np.ndarray, ixs: np.ndarray | None, ys: np.ndarray, iys: np.ndarra
         P = min(xs.shape[0], ys.shape[0])
         ts, phs = np.empty((P, L)), np.empty((P, L))
         with Launch(P * L, 2 * k * _NS_PER_ELEMENT + _NS_PER_FACTOR) as (variant, work):
-            _chain_scalars[variant](xs, ys, inverse, ts, phs, work)
+            _chain_scalars[variant](xs, ys, inverse, _compensate(xs.dtype), ts, phs, work)
     if ts.shape[0] > 0:  # per layer, z updated in L1 from factor rows in L1; scalars done
         block, entry_ns = _CHAIN_BLOCK, (L + 2) * k * _NS_PER_ELEMENT
     else:  # per layer, the entry's x and y rows read, and its scalars computed
@@ -615,7 +829,7 @@ def chain(xs: np.ndarray, ixs: np.ndarray | None, ys: np.ndarray, iys: np.ndarra
     with Launch(B, entry_ns, chunk=_chain_chunk(entry_ns, block)) as (variant, work):
         vbufs = _column_buffers(v_cols, work, _column_tile(k, block), k, v.dtype)
         _chain[variant](xs, _index(ixs), ys, _index(iys), v, _index(iv), v_cols, vbufs, ts, phs,
-                        inverse, block, out, ld, work)
+                        inverse, _compensate(xs.dtype), block, out, ld, work)
     return out, ld
 
 
@@ -640,5 +854,5 @@ def chain_backward(xs: np.ndarray, ixs: np.ndarray | None, ys: np.ndarray,
                                  _column_buffers(v_cols, work, tile, k, v.dtype), dz,
                                  _index(idz), dz_cols,
                                  _column_buffers(dz_cols, work, tile, k, dz.dtype), dl_arg,
-                                 inverse, dxs, dys, dv, work)
+                                 inverse, _compensate(xs.dtype), dxs, dys, dv, work)
     return dxs, dys, dv

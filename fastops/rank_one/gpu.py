@@ -105,7 +105,8 @@ def logdet(x: cupy.ndarray, ix: cupy.ndarray | None, y: cupy.ndarray, iy: cupy.n
 
 def dense(x: cupy.ndarray, ix: cupy.ndarray | None, y: cupy.ndarray, iy: cupy.ndarray | None,
           B: int) -> cupy.ndarray:
-    """E[b] = I + φ(s_b) x yᵀ, (B, k, k): φ per entry, then one write pass over the B·k rows."""
+    """E[b] = I + φ(s_b) x yᵀ, (B, k, k): the scalars per entry, then one write pass over the
+    B·k rows."""
     _check(x, y, ix, iy)
     k = x.shape[1]
     with x.device:
@@ -113,7 +114,7 @@ def dense(x: cupy.ndarray, ix: cupy.ndarray | None, y: cupy.ndarray, iy: cupy.nd
         dt = x.dtype.name
         name, kernel = _kernel(dev, "rank1_dense", "phi", dt)
         tpr = _tpr(k)
-        phi = cupy.empty(B, dtype=_F64)
+        phi = cupy.empty((B, 4), dtype=_F64)  # (φ(s), s, s_lo, e^s) per entry
         shape_args = (numpy.int64(B), numpy.int64(k), numpy.int32(tpr))
         kernel((_launch(dev, name, kernel, B, tpr),), (_BLOCK,),
                (x, _ptr(ix), y, _ptr(iy), *shape_args, phi))

@@ -32,8 +32,19 @@
 // Register-resident elements per thread of the chain kernels (gpu.py _NPT reads these).
 #define FO_NPT_SUB 8
 #define FO_NPT_BLOCK 16
-// |s| below which φ'(s) is its Taylor series (double scalars; formulas.md 2.2).
-#define FO_DPHI_TAYLOR_BELOW 1e-2
+// |s| below which φ'(s) is its Taylor series Σ n s^(n−1)/(n+1)!, n = 1..FO_DPHI_TERMS
+// (reference.py DPHI_TAYLOR_BELOW, DPHI_TERMS: the direct formula loses up to 7 bits at 1e-2).
+#define FO_DPHI_TAYLOR_BELOW 1.0
+#define FO_DPHI_TERMS 18
+// s is recomputed as a compensated dot product (fo_dot2) where the plain sum's estimated
+// error eps·Σ|x_j y_j|·(0.3 + 3/√k) passes this many eps, float64 only (cpu.py
+// _COMPENSATE_ABOVE says where the estimate comes from).
+#define FO_COMPENSATE_ABOVE 4.0
+// An applied entry takes the eigen form where its estimated bound is 8x smaller (reference.py
+// EIGEN_FORM_GAIN).
+#define FO_EIGEN_FORM_GAIN 8.0
+// ... which it can only be below t = −1.5 (cpu.py _EIGEN_FORM_T_BELOW).
+#define FO_EIGEN_FORM_T_BELOW -1.0
 #define FO_DBL_MAX 1.7976931348623157e308
 
 // ---------------------------------------------------------------------------------------------
@@ -46,31 +57,97 @@ __device__ __forceinline__ bool fo_isfinite(double v) { return fabs(v) <= FO_DBL
 // φ(s) = expm1(s)/s, exactly 1 at s = 0.
 __device__ __forceinline__ double fo_phi(double s) { return s == 0.0 ? 1.0 : expm1(s) / s; }
 
-// φ'(s) = (e^s − φ(s))/s; Taylor series for |s| < 1e-2 (the direct formula cancels there).
+// φ'(s) = (e^s − φ(s))/s; Taylor series for |s| < 1 (the direct formula cancels there).
 __device__ __forceinline__ double fo_dphi(double s) {
   if (fabs(s) < FO_DPHI_TAYLOR_BELOW) {
-    return 0.5 + s * (1.0 / 3.0 + s * (1.0 / 8.0 + s * (1.0 / 30.0 +
-                      s * (1.0 / 144.0 + s * (1.0 / 840.0)))));
+    // n/(n+1)! from n = FO_DPHI_TERMS down to 1, by Horner
+    double fact = 1.0;
+    for (int n = 2; n <= FO_DPHI_TERMS + 1; ++n) fact *= n;  // (FO_DPHI_TERMS + 1)!
+    double t = 0.0;
+    for (int n = FO_DPHI_TERMS; n >= 1; --n) {
+      t = (double)n / fact + s * t;
+      fact /= (double)(n + 1);
+    }
+    return t;
   }
   return (exp(s) - fo_phi(s)) / s;
 }
 
-// (g(s), g'(s)): (φ(s), φ'(s)) for E, (−φ(−s), φ'(−s)) for E⁻¹.
-__device__ __forceinline__ void fo_factor(double s, int inverse, double& g, double& gp) {
+// Error-free transformations (fastops/_exact.py): s + e = a + b, p + e = a·b exactly.
+__device__ __forceinline__ void fo_two_sum(double a, double b, double& s, double& e) {
+  s = a + b;
+  const double bb = s - a;
+  e = (a - (s - bb)) + (b - bb);
+}
+__device__ __forceinline__ void fo_two_prod(double a, double b, double& p, double& e) {
+  p = a * b;
+  e = fma(a, b, -p);
+}
+// a·d − b·c to an ulp or two of its magnitude (Kahan).
+__device__ __forceinline__ double fo_det2(double a, double b, double c, double d) {
+  const double w = b * c;
+  return fma(a, d, -w) + fma(-b, c, w);
+}
+// Σ x_j y_j as hi + lo, as if in twice double's precision (Ogita-Rump-Oishi Dot2), one thread.
+template <typename T>
+__device__ double fo_dot2(const T* __restrict__ xr, const T* __restrict__ yr, long long k,
+                          double& lo) {
+  double s = 0.0, c = 0.0;
+  for (long long j = 0; j < k; ++j) {
+    double p, ep, es;
+    fo_two_prod((double)__ldg(xr + j), (double)__ldg(yr + j), p, ep);
+    fo_two_sum(s, p, s, es);
+    c += ep + es;
+  }
+  double hi;
+  fo_two_sum(s, c, hi, lo);
+  if (!fo_isfinite(hi)) lo = 0.0;
+  return hi;
+}
+// (s, s_lo): the group's float64 sum s (m = Σ|x_j y_j|), or, float64 input whose bound calls
+// for it, the compensated sum (every lane computes the same: the group stays uniform).
+template <typename T>
+__device__ __forceinline__ double fo_compensated(const T* __restrict__ xr,
+                                                 const T* __restrict__ yr, long long k,
+                                                 double s, double m, double& s_lo) {
+  s_lo = 0.0;
+  if (sizeof(T) == 8 && m * (0.3 + 3.0 / sqrt((double)k)) > FO_COMPENSATE_ABOVE) {
+    return fo_dot2(xr, yr, k, s_lo);
+  }
+  return s;
+}
+
+// φ(s + lo), φ'(s + lo), e^(s + lo) to first order in lo.
+__device__ __forceinline__ double fo_phi2(double s, double lo) {
+  const double ph = fo_phi(s);
+  return (lo != 0.0 && fo_isfinite(ph)) ? ph + fo_dphi(s) * lo : ph;
+}
+__device__ __forceinline__ double fo_exp2(double s, double lo) {
+  const double e = exp(s);
+  return (lo != 0.0 && fo_isfinite(e)) ? e + e * lo : e;
+}
+__device__ __forceinline__ double fo_dphi2(double s, double lo) {
+  if (lo == 0.0 || fabs(s) < FO_DPHI_TAYLOR_BELOW || !fo_isfinite(exp(s))) return fo_dphi(s);
+  return (fo_exp2(s, lo) - fo_phi2(s, lo)) / s;
+}
+
+// (g(s), g'(s)) at s + lo: (φ(s), φ'(s)) for E, (−φ(−s), φ'(−s)) for E⁻¹.
+__device__ __forceinline__ void fo_factor(double s, double lo, int inverse, double& g,
+                                          double& gp) {
   if (inverse) {
-    g = -fo_phi(-s);
-    gp = fo_dphi(-s);
+    g = -fo_phi2(-s, -lo);
+    gp = fo_dphi2(-s, -lo);
   } else {
-    g = fo_phi(s);
-    gp = fo_dphi(s);
+    g = fo_phi2(s, lo);
+    gp = fo_dphi2(s, lo);
   }
 }
 
-// g(s)·a: 0 when a == 0 (unless g is NaN), in log space where φ overflowed.
-__device__ __forceinline__ double fo_coef(double s, double a, int inverse) {
+// g(s)·a at s + lo: 0 when a == 0 (unless g is NaN), in log space where φ overflowed.
+__device__ __forceinline__ double fo_coef(double s, double lo, double a, int inverse) {
   const double t = inverse ? -s : s;
   const double sign = inverse ? -1.0 : 1.0;
-  const double ph = fo_phi(t);
+  const double ph = fo_phi2(t, inverse ? -lo : lo);
   if (a == 0.0 && !fo_isnan(ph)) return 0.0;
   double c = sign * ph * a;
   if (fo_isinf(ph) && fo_isfinite(t) && fo_isfinite(a)) {
@@ -130,7 +207,8 @@ __device__ __forceinline__ void fo_groups(long long n, int tpr, F&& f) {
 // ---------------------------------------------------------------------------------------------
 // logdet / dense.
 
-// s[b] = yᵀx; WRITE_PHI: phi[b] = φ(s) (the dense matrix's coefficient) instead of s.
+// s[b] = yᵀx (correctly rounded: compensated where the plain sum's bound passes a quarter ulp);
+// WRITE_PHI: phi[4b..4b+4) = (φ(s), s, s_lo, e^s), the dense matrix's scalars, instead.
 template <typename T, bool WRITE_PHI>
 __device__ __forceinline__ void dot_entries_body(const T* __restrict__ x,
                                                  const long long* __restrict__ ix,
@@ -138,26 +216,50 @@ __device__ __forceinline__ void dot_entries_body(const T* __restrict__ x,
                                                  const long long* __restrict__ iy, long long B,
                                                  long long k, int tpr, T* __restrict__ s_out,
                                                  double* __restrict__ phi_out) {
-  __shared__ double sm[FO_WARPS];
+  __shared__ double sm[FO_WARPS * 2];
   fo_groups(B, tpr, [&](long long b, bool active, int lane) {
     const T* xr = x + fo_at(ix, b) * k;
     const T* yr = y + fo_at(iy, b) * k;
-    double acc[1] = {0.0};
+    double acc[2] = {0.0, 0.0};
     for (long long j = lane; j < k; j += tpr) {
-      acc[0] = fma((double)__ldg(xr + j), (double)__ldg(yr + j), acc[0]);
+      const double p = (double)__ldg(xr + j) * (double)__ldg(yr + j);
+      acc[0] += p;
+      acc[1] += fabs(p);
     }
-    fo_group_sums<1>(acc, tpr, sm);
+    fo_group_sums<2>(acc, tpr, sm);
     if (active && lane == 0) {
       if constexpr (WRITE_PHI) {
-        phi_out[b] = fo_phi(acc[0]);
+        double lo;
+        const double sv = fo_compensated(xr, yr, k, acc[0], acc[1], lo);
+        phi_out[4 * b] = fo_phi2(sv, lo);
+        phi_out[4 * b + 1] = sv;
+        phi_out[4 * b + 2] = lo;
+        phi_out[4 * b + 3] = fo_exp2(sv, lo);
       } else {
-        s_out[b] = (T)acc[0];
+        double lo;
+        s_out[b] = (T)(sizeof(T) == 8 && 4.0 * acc[1] * (double)k > fabs(acc[0])
+                           ? fo_dot2(xr, yr, k, lo) : acc[0]);
       }
     }
   });
 }
 
-// out[b, i, :] = δ_i + φ_b x_i y (0 where x_i y_j == 0): groups run over the B·k rows.
+// E_ii = 1 + φ p_i, or where its bound is larger the same number as e^s − φ r_i with
+// r_i = s − p_i in double-double (cpu.py _diagonal).
+__device__ __forceinline__ double fo_diagonal(double xi, double yi, const double* __restrict__ sc) {
+  double p, e;
+  fo_two_prod(xi, yi, p, e);
+  if (p == 0.0) return 1.0;
+  const double ph = sc[0], sv = sc[1], lo = sc[2], es = sc[3];
+  double r, r_e;
+  fo_two_sum(sv, -p, r, r_e);
+  r = r + (r_e + (lo - e));
+  if (es + ph * fabs(r) < 1.0 + fabs(ph * p)) return es - ph * r;
+  return 1.0 + ph * p;
+}
+
+// out[b, i, :] = δ_i + φ_b x_i y (0 where x_i y_j == 0), the diagonal by fo_diagonal: groups
+// run over the B·k rows.
 template <typename T>
 __device__ __forceinline__ void dense_body(const T* __restrict__ x, const long long* __restrict__ ix,
                                            const T* __restrict__ y,
@@ -170,13 +272,12 @@ __device__ __forceinline__ void dense_body(const T* __restrict__ x, const long l
     const long long i = r - b * k;
     const double xi = (double)__ldg(x + fo_at(ix, b) * k + i);
     const T* yr = y + fo_at(iy, b) * k;
-    const double ph = __ldg(phi + b);
+    const double ph = __ldg(phi + 4 * b);
     T* o = out + r * k;
     for (long long j = lane; j < k; j += tpr) {
       const double t = xi * (double)__ldg(yr + j);
-      double e = t != 0.0 ? ph * t : 0.0;
-      if (j == i) e += 1.0;
-      o[j] = (T)e;
+      const double e = t != 0.0 ? ph * t : 0.0;
+      o[j] = (T)(j == i ? fo_diagonal(xi, (double)__ldg(yr + j), phi + 4 * b) : e);
     }
   });
 }
@@ -193,23 +294,68 @@ __device__ __forceinline__ void apply_body(const T* __restrict__ x, const long l
                                            const long long* __restrict__ iv, long long B,
                                            long long k, int tpr, int inverse,
                                            T* __restrict__ out) {
-  __shared__ double sm[FO_WARPS * 2];
+  __shared__ double sm[FO_WARPS * 6];
   fo_groups(B, tpr, [&](long long b, bool active, int lane) {
     const T* xr = x + fo_at(ix, b) * k;
     const T* yr = y + fo_at(iy, b) * k;
     const T* vr = v + fo_at(iv, b) * k;
-    double acc[2] = {0.0, 0.0};
+    // s, a = yᵀv, Σ|x_j y_j|, |x|², |v|², xᵀv (for the compensation and the eigen-form
+    // decisions, cpu.py _needs_compensation / _eigen_form_pays)
+    double acc[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
     for (long long j = lane; j < k; j += tpr) {
-      const double yj = (double)__ldg(yr + j);
-      acc[0] = fma((double)__ldg(xr + j), yj, acc[0]);
-      acc[1] = fma((double)__ldg(vr + j), yj, acc[1]);
+      const double xj = (double)__ldg(xr + j), yj = (double)__ldg(yr + j);
+      const double vj = (double)__ldg(vr + j);
+      const double p = xj * yj;
+      acc[0] += p;
+      acc[1] = fma(vj, yj, acc[1]);
+      acc[2] += fabs(p);
+      acc[3] = fma(xj, xj, acc[3]);
+      acc[4] = fma(vj, vj, acc[4]);
+      acc[5] = fma(xj, vj, acc[5]);
     }
-    fo_group_sums<2>(acc, tpr, sm);
+    fo_group_sums<6>(acc, tpr, sm);
     if (!active) return;
-    const double c = fo_coef(acc[0], acc[1], inverse);
+    double lo;
+    const double sv = fo_compensated(xr, yr, k, acc[0], acc[2], lo);
+    const double t = inverse ? -sv : sv, t_lo = inverse ? -lo : lo;
+    const double ph = fo_phi2(t, t_lo);
+    double a = acc[1];
+    if (sizeof(T) == 8 && acc[2] * (0.3 + 3.0 / sqrt((double)k)) > FO_COMPENSATE_ABOVE) {
+      double a_lo;  // s needed its compensated sum: so does a = yᵀv, as large a sum
+      a = fo_dot2(yr, vr, k, a_lo);
+    }
+    const double c = fo_coef(sv, lo, a, inverse);
+    const double nx = sqrt(acc[3]), nv = sqrt(acc[4]);
     T* o = out + b * k;
     for (long long j = lane; j < k; j += tpr) {
       o[j] = (T)((double)__ldg(vr + j) + fo_scaled(c, (double)__ldg(xr + j)));
+    }
+    if (t >= FO_EIGEN_FORM_T_BELOW || !fo_isfinite(c) || !fo_isfinite(ph)) return;
+    // norm-wise: the eigen form's terms (divided by 1 + |φ| to stay finite at s ≈ 709)
+    const double tau2 = a * a * acc[3] - 2.0 * a * sv * acc[5] + sv * sv * acc[4];
+    const double scale = 1.0 / (1.0 + fabs(ph)), w = fabs(ph) * scale;
+    const double estimate = fabs(scale + t * w) * nv + w * sqrt(fmax(tau2, 0.0));
+    if (!(FO_EIGEN_FORM_GAIN * estimate < nv * scale + w * fabs(a) * nx)) return;
+    // the eigen form e^t v_j + σ φ(t) τ_j, τ_j = Σ_l y_l (x_j v_l − x_l v_j), where its bound
+    // is the smaller (O(k) per element: flagged entries only)
+    double s_lo;
+    const double s2 = fo_dot2(xr, yr, k, s_lo);
+    const double t2 = inverse ? -s2 : s2, t2_lo = inverse ? -s_lo : s_lo;
+    const double sign = inverse ? -1.0 : 1.0;
+    const double ph2 = fo_phi2(t2, t2_lo), es2 = fo_exp2(t2, t2_lo);
+    for (long long j = lane; j < k; j += tpr) {
+      const double xj = (double)__ldg(xr + j), vj = (double)__ldg(vr + j);
+      double tau = 0.0, tau_bound = 0.0;
+      for (long long l = 0; l < k; ++l) {
+        if (l == j) continue;
+        const double d = (double)__ldg(yr + l) *
+                         fo_det2(xj, (double)__ldg(xr + l), vj, (double)__ldg(vr + l));
+        tau += d;
+        tau_bound += fabs(d);
+      }
+      if (es2 * fabs(vj) + fabs(ph2) * tau_bound < fabs(vj) + fabs(fo_scaled(c, xj))) {
+        o[j] = (T)(es2 * vj + sign * ph2 * tau);
+      }
     }
   });
 }
@@ -220,23 +366,26 @@ __device__ __forceinline__ void apply_backward_body(
     const long long* __restrict__ iy, const T* __restrict__ v, const long long* __restrict__ iv,
     const T* __restrict__ dz, const long long* __restrict__ idz, long long B, long long k, int tpr,
     int inverse, T* __restrict__ dx, T* __restrict__ dy, T* __restrict__ dv) {
-  __shared__ double sm[FO_WARPS * 3];
+  __shared__ double sm[FO_WARPS * 4];
   fo_groups(B, tpr, [&](long long b, bool active, int lane) {
     const T* xr = x + fo_at(ix, b) * k;
     const T* yr = y + fo_at(iy, b) * k;
     const T* vr = v + fo_at(iv, b) * k;
     const T* wr = dz + fo_at(idz, b) * k;
-    double acc[3] = {0.0, 0.0, 0.0};
+    double acc[4] = {0.0, 0.0, 0.0, 0.0};
     for (long long j = lane; j < k; j += tpr) {
       const double xj = (double)__ldg(xr + j), yj = (double)__ldg(yr + j);
-      acc[0] = fma(xj, yj, acc[0]);
+      const double p = xj * yj;
+      acc[0] += p;
       acc[1] = fma((double)__ldg(vr + j), yj, acc[1]);
       acc[2] = fma(xj, (double)__ldg(wr + j), acc[2]);
+      acc[3] += fabs(p);
     }
-    fo_group_sums<3>(acc, tpr, sm);
+    fo_group_sums<4>(acc, tpr, sm);
     if (!active) return;
-    double g, gp;
-    fo_factor(acc[0], inverse, g, gp);
+    double g, gp, lo;
+    const double sv = fo_compensated(xr, yr, k, acc[0], acc[3], lo);
+    fo_factor(sv, lo, inverse, g, gp);
     const double ga = g * acc[1], gb = g * acc[2], gpab = gp * acc[1] * acc[2];
     const long long off = b * k;
     for (long long j = lane; j < k; j += tpr) {
@@ -281,18 +430,22 @@ __device__ __forceinline__ double fo_chain_step(const T* __restrict__ xr, const 
                                                 FoVec<NPT>& z, long long k, int tpr, int lane,
                                                 int inverse, double* sm) {
   const int n = fo_count<NPT>(k, tpr);
-  double acc[2] = {0.0, 0.0};
+  double acc[3] = {0.0, 0.0, 0.0};
 #pragma unroll
   for (int i = 0; i < n; ++i) {
     const long long j = lane + (long long)i * tpr;
     if (j < k) {
       const double yj = (double)__ldg(yr + j);
-      acc[0] = fma((double)__ldg(xr + j), yj, acc[0]);
+      const double p = (double)__ldg(xr + j) * yj;
+      acc[0] += p;
       acc[1] = fma(z.at(i, j), yj, acc[1]);
+      acc[2] += fabs(p);
     }
   }
-  fo_group_sums<2>(acc, tpr, sm);
-  const double c = fo_coef(acc[0], acc[1], inverse);
+  fo_group_sums<3>(acc, tpr, sm);
+  double lo;
+  acc[0] = fo_compensated(xr, yr, k, acc[0], acc[2], lo);
+  const double c = fo_coef(acc[0], lo, acc[1], inverse);
 #pragma unroll
   for (int i = 0; i < n; ++i) {
     const long long j = lane + (long long)i * tpr;
@@ -310,7 +463,7 @@ __device__ __forceinline__ void chain_body(const T* __restrict__ xs, const long 
                                            long long L, long long k, int tpr, int inverse,
                                            T* __restrict__ out, double* __restrict__ logdet,
                                            double* scratch) {
-  __shared__ double sm[FO_WARPS * 2];
+  __shared__ double sm[FO_WARPS * 3];
   fo_groups(B, tpr, [&](long long b, bool active, int lane) {
     FoVec<NPT> z;
     z.bind(scratch, k);
@@ -346,7 +499,7 @@ __device__ __forceinline__ void chain_backward_body(
     const T* __restrict__ dz, const long long* __restrict__ idz, const double* __restrict__ dl,
     long long B, long long L, long long k, int tpr, int inverse, T* __restrict__ dxs,
     T* __restrict__ dys, T* __restrict__ dv, double* scratch) {
-  __shared__ double sm[FO_WARPS * 3];
+  __shared__ double sm[FO_WARPS * 4];
   fo_groups(B, tpr, [&](long long b, bool active, int lane) {
     FoVec<NPT> w;
     w.bind(scratch, k);
@@ -393,21 +546,24 @@ __device__ __forceinline__ void chain_backward_body(
       const T* yr = yb + layer * k;
       T* ox = gx + layer * k;
       T* oy = gy + layer * k;
-      double acc[3] = {0.0, 0.0, 0.0};
+      double acc[4] = {0.0, 0.0, 0.0, 0.0};
 #pragma unroll
       for (int i = 0; i < n; ++i) {
         const long long j = lane + (long long)i * tpr;
         if (j < k) {
           const double xj = (double)__ldg(xr + j), yj = (double)__ldg(yr + j);
           const double zj = active ? (double)ox[j] + (double)oy[j] : 0.0;
-          acc[0] = fma(xj, yj, acc[0]);
+          const double p = xj * yj;
+          acc[0] += p;
           acc[1] = fma(zj, yj, acc[1]);
           acc[2] = fma(xj, w.at(i, j), acc[2]);
+          acc[3] += fabs(p);
         }
       }
-      fo_group_sums<3>(acc, tpr, sm);
-      double g, gp;
-      fo_factor(acc[0], inverse, g, gp);
+      fo_group_sums<4>(acc, tpr, sm);
+      double g, gp, lo;
+      const double sv = fo_compensated(xr, yr, k, acc[0], acc[3], lo);
+      fo_factor(sv, lo, inverse, g, gp);
       const double ga = g * acc[1], gb = g * acc[2], gpab = gp * acc[1] * acc[2] + sdl;
 #pragma unroll
       for (int i = 0; i < n; ++i) {

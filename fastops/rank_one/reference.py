@@ -18,8 +18,26 @@ Conventions that make special values well defined (semantics.md, "rank_one"):
   where ``yᵀv == 0`` (unless ``φ(s)`` is NaN, so that NaN input gives NaN);
 - when ``φ(s)`` overflows (s > 709.78) the coefficient ``φ(s)·(yᵀv)`` of an apply is taken in
   log space, ``log φ(s) = s − log s + log1p(−e^{−s})``, so it stays finite where it is;
-- scalars (s, the dot products, φ, φ') are float64 whatever the input dtype, so φ' switches to
-  its Taylor series below ``|s| < 1e-2`` (the float64 threshold of formulas.md 2.2).
+- scalars (s, the dot products, φ, φ') are float64 whatever the input dtype.
+
+Accuracy (formulas.md 2.5): the plain formulas lose the small entries to cancellation, e.g.
+``E = 1 + φ(s)·s`` for k = 1 is −2.1e-17 at s = −50 where e^−50 = 1.9e-22. So
+
+- s is a compensated dot product (:func:`dot2`: as if summed in twice float64's precision),
+  and φ(s), e^s take its low part to first order: at s ≈ 700 a plain float64 s is off by
+  hundreds of ulp of 1, which e^s and φ(s) turn into a relative error of that size;
+- a diagonal entry is ``E_ii = 1 + φ(s) x_i y_i`` or, the same number, ``e^s − φ(s) r_i``
+  with ``r_i = s − x_i y_i`` (in double-double), whichever has the smaller rounding bound
+  (1 + |φ x_i y_i| against e^s + φ |r_i|);
+- an applied entry is ``v_i + c x_i`` or, the same number, ``e^t v_i + σ φ(t) τ_i`` with
+  ``τ_i = x_i (yᵀv) − s v_i = Σ_l y_l (x_i v_l − x_l v_i)`` (each 2x2 determinant exact to
+  an ulp), where that form's bound is smaller: v along x (an eigenvector, E v = e^s v) and
+  k = 1 are the cases it exists for;
+- φ'(s) is its Taylor series for |s| < 1 (:data:`DPHI_TAYLOR_BELOW`): the direct formula
+  loses log2(2/|s|) bits there.
+
+So every entry of E is within a few ulp of its exact value (tests against mpmath), and an
+applied entry within a few ulp of max(|result|, the smaller form's bound).
 """
 
 from __future__ import annotations
@@ -32,8 +50,15 @@ from .. import _checks
 
 _F64 = np.float64
 
-#: |s| below which φ'(s) is its Taylor series (float64 scalars; formulas.md 2.2).
-DPHI_TAYLOR_BELOW = 1e-2
+#: |s| below which φ'(s) is its Taylor series Σ_{n≥1} n s^(n−1)/(n+1)!, summed to
+#: :data:`DPHI_TERMS` terms (the last term below 2^-53 of the sum for |s| < 1). Above 1 the
+#: direct formula (e^s − φ(s))/s loses at most 2 bits (its worst case, s = −1); at the former
+#: threshold 1e-2 it lost 7.
+DPHI_TAYLOR_BELOW = 1.0
+DPHI_TERMS = 18
+#: Taylor coefficients of φ': n/(n+1)! for n = 1 .. DPHI_TERMS.
+DPHI_COEFFS = tuple(n / float(np.prod(np.arange(1, n + 2, dtype=np.float64)))
+                    for n in range(1, DPHI_TERMS + 1))
 
 
 # --------------------------------------------------------------------------------------------
@@ -50,32 +75,113 @@ def phi(s: Any) -> Any:
 
 
 def dphi(s: Any) -> Any:
-    """φ'(s) = (e^s − φ(s))/s, by its Taylor series 1/2 + s/3 + s²/8 + s³/30 + s⁴/144 + s⁵/840
-    for |s| < 1e-2 (the direct formula cancels there)."""
+    """φ'(s) = (e^s − φ(s))/s, by its Taylor series 1/2 + s/3 + s²/8 + s³/30 + ... (
+    :data:`DPHI_COEFFS`) for |s| < 1 (the direct formula cancels there)."""
     s = np.asarray(s, dtype=_F64)
-    taylor = 0.5 + s * (1 / 3 + s * (1 / 8 + s * (1 / 30 + s * (1 / 144 + s * (1 / 840)))))
+    taylor = np.zeros_like(s)
+    for c in reversed(DPHI_COEFFS):
+        taylor = c + s * taylor
     small = np.abs(s) < DPHI_TAYLOR_BELOW
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         direct = (np.exp(s) - phi(s)) / np.where(small, 1.0, s)
     return np.where(small, taylor, direct)
 
 
-def factor(s: Any, inverse: bool) -> tuple[Any, Any]:
-    """(g(s), g'(s)): the coefficient function of E (``g = φ``) or of E⁻¹ (``g(s) = −φ(−s)``,
-    ``g'(s) = φ'(−s)``)."""
+# --------------------------------------------------------------------------------------------
+# Error-free transformations (NumPy has no fused multiply-add: Dekker's product)
+# --------------------------------------------------------------------------------------------
+
+_SPLIT = 134217729.0  # 2^27 + 1, Veltkamp's splitting constant for float64
+
+
+def two_sum(a: Any, b: Any) -> tuple[Any, Any]:
+    """(s, e): s = fl(a + b), s + e = a + b exactly (Knuth); e = 0 where s is not finite."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        s = a + b
+        bb = s - a
+        e = (a - (s - bb)) + (b - bb)
+    return s, np.where(np.isfinite(e), e, 0.0)
+
+
+def two_prod(a: Any, b: Any) -> tuple[Any, Any]:
+    """(p, e): p = fl(a·b), p + e = a·b exactly (Dekker; barring underflow); e = 0 where p is
+    not finite or a factor is too large to split."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        p = a * b
+        ca, cb = _SPLIT * a, _SPLIT * b
+        ah, bh = ca - (ca - a), cb - (cb - b)
+        al, bl = a - ah, b - bh
+        e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    return p, np.where(np.isfinite(e), e, 0.0)
+
+
+def dot2(X: Any, Y: Any) -> tuple[Any, Any]:
+    """(hi, lo): Σ_j X_j Y_j over the last axis as hi + lo, as accurate as twice float64's
+    precision (Ogita, Rump & Oishi's Dot2); hi is the sum rounded to float64."""
+    X, Y = np.broadcast_arrays(np.asarray(X, _F64), np.asarray(Y, _F64))
+    s = np.zeros(X.shape[:-1])
+    c = np.zeros(X.shape[:-1])
+    for j in range(X.shape[-1]):
+        p, ep = two_prod(X[..., j], Y[..., j])
+        s, es = two_sum(s, p)
+        c = c + (ep + es)
+    with np.errstate(invalid="ignore"):
+        hi, lo = two_sum(s, c)
+    return hi, np.where(np.isfinite(hi), lo, 0.0)
+
+
+def phi2(hi: Any, lo: Any) -> Any:
+    """φ(hi + lo) to first order in lo (|lo| <= ulp(hi)/2, so the second order is below
+    2^-100 of φ)."""
+    ph = phi(hi)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.where((lo != 0.0) & np.isfinite(ph), ph + dphi(hi) * lo, ph)
+
+
+def exp2(hi: Any, lo: Any) -> Any:
+    """e^(hi + lo) = e^hi (1 + lo) to first order."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        e = np.exp(hi)
+        return np.where((lo != 0.0) & np.isfinite(e), e + e * lo, e)
+
+
+def det2(a: Any, b: Any, c: Any, d: Any) -> Any:
+    """a·d − b·c within an ulp or two of its own magnitude: both products exact (two_prod),
+    their difference rounded once."""
+    p, ep = two_prod(a, d)
+    q, eq = two_prod(b, c)
+    hi, e = two_sum(p, -q)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return hi + (e + (ep - eq))
+
+
+def dphi2(hi: Any, lo: Any) -> Any:
+    """φ'(hi + lo): the Taylor series (which does not need lo) below |s| < 1, else
+    (e^s − φ(s))/s with e^s and φ(s) to first order in lo."""
+    hi = np.asarray(hi, _F64)
+    small = np.abs(hi) < DPHI_TAYLOR_BELOW
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        direct = (exp2(hi, lo) - phi2(hi, lo)) / np.where(small, 1.0, hi)
+    return np.where(small, dphi(hi), direct)
+
+
+def factor(s: Any, inverse: bool, s_lo: Any = 0.0) -> tuple[Any, Any]:
+    """(g(s), g'(s)) at s = s + s_lo: the coefficient function of E (``g = φ``) or of E⁻¹
+    (``g(s) = −φ(−s)``, ``g'(s) = φ'(−s)``)."""
+    s, s_lo = np.asarray(s, _F64), np.asarray(s_lo, _F64)
     if inverse:
-        return -phi(-np.asarray(s, _F64)), dphi(-np.asarray(s, _F64))
-    return phi(s), dphi(s)
+        return -phi2(-s, -s_lo), dphi2(-s, -s_lo)
+    return phi2(s, s_lo), dphi2(s, s_lo)
 
 
-def coef(s: Any, a: Any, inverse: bool) -> Any:
-    """``g(s)·a``, the multiple of x an apply adds to v (``a = yᵀv``): 0 for a == 0 (unless
-    g(s) is NaN), and in log space where g(s) overflowed."""
+def coef(s: Any, a: Any, inverse: bool, s_lo: Any = 0.0) -> Any:
+    """``g(s)·a``, the multiple of x an apply adds to v (``a = yᵀv``, s = s + s_lo): 0 for
+    a == 0 (unless g(s) is NaN), and in log space where g(s) overflowed."""
     s = np.asarray(s, _F64)
     a = np.asarray(a, _F64)
     t = -s if inverse else s
     sign = -1.0 if inverse else 1.0
-    ph = phi(t)
+    ph = phi2(t, -np.asarray(s_lo, _F64) if inverse else s_lo)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         c = sign * ph * a
         c = np.where((a == 0.0) & ~np.isnan(ph), 0.0, c)
@@ -224,11 +330,23 @@ def expm_rank1(x: Any, y: Any) -> Any:
     (x, y), k = vector_args(func, [("x", x), ("y", y)])
     broadcast_batch(func, [("x", _shape(x)[:-1]), ("y", _shape(y)[:-1])])
     dtype = result_dtype(func, [("x", x), ("y", y)])
-    X, Y = x.astype(_F64), y.astype(_F64)
-    ph = phi(_dot(X, Y))
+    X, Y = np.broadcast_arrays(x.astype(_F64), y.astype(_F64))
+    s_hi, s_lo = dot2(X, Y)
+    ph = phi2(s_hi, s_lo)
     with np.errstate(invalid="ignore", over="ignore"):
         P = X[..., :, None] * Y[..., None, :]
     E = np.eye(k) + scaled(ph[..., None, None], P)
+    # the diagonal: 1 + φ p_i, or e^s − φ r_i (r_i = s − p_i in double-double), by the bounds
+    p, e = two_prod(X, Y)
+    r_hi, r_e = two_sum(s_hi[..., None], -p)
+    phk = ph[..., None]
+    with np.errstate(invalid="ignore", over="ignore"):
+        r = r_hi + (r_e + (s_lo[..., None] - e))
+        es = exp2(s_hi, s_lo)[..., None]
+        other = es - phk * r
+        better = (es + phk * np.abs(r) < 1.0 + np.abs(phk * p)) & (p != 0.0)
+    i = np.arange(k)
+    E[..., i, i] = np.where(better, other, E[..., i, i])
     return E.astype(dtype)
 
 
@@ -238,12 +356,49 @@ def expm_rank1_logdet(x: Any, y: Any) -> Any:
     (x, y), _ = vector_args(func, [("x", x), ("y", y)])
     broadcast_batch(func, [("x", _shape(x)[:-1]), ("y", _shape(y)[:-1])])
     dtype = result_dtype(func, [("x", x), ("y", y)])
-    return _finish(_dot(x.astype(_F64), y.astype(_F64)), dtype)
+    return _finish(dot2(x.astype(_F64), y.astype(_F64))[0], dtype)
+
+
+#: An entry of E v is rewritten in the form e^t v_i + σ φ(t) τ_i (see the module docstring)
+#: where that form's terms are, norm-wise, below 1/8 of those of v_i + c x_i (3 bits at
+#: stake); each element then takes the form with the smaller rounding bound.
+EIGEN_FORM_GAIN = 8.0
 
 
 def _apply64(X: Any, Y: Any, V: Any, inverse: bool) -> Any:
-    c = coef(_dot(X, Y), _dot(Y, V), inverse)
-    return V + scaled(c[..., None], X)
+    """E v (or E⁻¹ v) at broadcast float64 operands, each entry in the better of its two
+    forms (module docstring)."""
+    X, Y, V = np.broadcast_arrays(X, Y, V)
+    s_hi, s_lo = dot2(X, Y)
+    a = dot2(Y, V)[0]
+    c = coef(s_hi, a, inverse, s_lo)[..., None]
+    z = V + scaled(c, X)
+    t, t_lo, sign = (-s_hi, -s_lo, -1.0) if inverse else (s_hi, s_lo, 1.0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        es, ph = exp2(t, t_lo)[..., None], np.abs(phi2(t, t_lo))[..., None]
+        bound = np.abs(V) + np.abs(scaled(c, X))
+        # which entries to rewrite: norm-wise, the eigen form's terms e^t|v| + |φ||τ| below
+        # 1/EIGEN_FORM_GAIN of |v| + |c||x| (the kernels' rule, cpu.py _eigen_form_pays)
+        norm = lambda u: np.sqrt((u * u).sum(axis=-1))  # noqa: E731
+        estimate = es[..., 0] * norm(V) + ph[..., 0] * norm(X * a[..., None]
+                                                             - s_hi[..., None] * V)
+        flagged = ((EIGEN_FORM_GAIN * estimate < norm(V) + np.abs(c[..., 0]) * norm(X))
+                   & np.isfinite(c[..., 0]) & np.isfinite(ph[..., 0]))
+    if not flagged.any():
+        return z
+    z = z.copy()
+    f = flagged  # a boolean index: (n, k) operands below, also for one unbatched entry
+    Xf, Yf, Vf = X[f], Y[f], V[f]
+    # τ_i = Σ_l y_l (x_i v_l − x_l v_i), each determinant to an ulp
+    D = det2(Xf[:, :, None], Xf[:, None, :], Vf[:, :, None], Vf[:, None, :])
+    with np.errstate(invalid="ignore", over="ignore"):
+        tau = (D * Yf[:, None, :]).sum(axis=-1)
+        tau_bound = np.abs(D * Yf[:, None, :]).sum(axis=-1)
+        esf, phf = es[f], phi2(t, t_lo)[f][:, None]
+        other = esf * Vf + sign * phf * tau
+        better = esf * np.abs(Vf) + np.abs(phf) * tau_bound < bound[f]
+    z[f] = np.where(better, other, z[f])
+    return z
 
 
 def expm_rank1_apply(x: Any, y: Any, v: Any, *, inverse: bool = False) -> Any:
@@ -259,8 +414,8 @@ def expm_rank1_apply(x: Any, y: Any, v: Any, *, inverse: bool = False) -> Any:
 
 def _apply_vjp(X: Any, Y: Any, V: Any, W: Any, inverse: bool) -> tuple[Any, Any, Any]:
     """(dx, dy, dv) of one factor at broadcast float64 operands (formulas.md 2.4 b, c)."""
-    s, a, b = _dot(X, Y), _dot(Y, V), _dot(X, W)
-    g, gp = factor(s, inverse)
+    (s, s_lo), a, b = dot2(X, Y), _dot(Y, V), _dot(X, W)
+    g, gp = factor(s, inverse, s_lo)
     with np.errstate(invalid="ignore", over="ignore"):
         ga, gb, gpab = (g * a)[..., None], (g * b)[..., None], (gp * a * b)[..., None]
         return ga * W + gpab * Y, gb * V + gpab * X, W + gb * Y
@@ -310,7 +465,7 @@ def expm_rank1_chain_apply(xs: Any, ys: Any, v: Any, *, inverse: bool = False
     for layer in _chain_order(L, inverse):
         X, Y = xs[..., layer, :].astype(_F64), ys[..., layer, :].astype(_F64)
         z = _apply64(X, Y, z, inverse)
-        ld = ld + _dot(X, Y)
+        ld = ld + dot2(X, Y)[0]
     return z.astype(dtype), _finish(-ld if inverse else ld, dtype)
 
 

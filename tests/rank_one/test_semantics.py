@@ -71,7 +71,7 @@ def test_dphi_taylor_switch():
     """φ' is continuous across the Taylor threshold and matches a high-order series."""
     t = reference.DPHI_TAYLOR_BELOW
     for s in (t * (1 - 1e-12), t * (1 + 1e-12), -t * (1 - 1e-12), -t * (1 + 1e-12), 1e-9, 0.0):
-        series = sum(m * s ** (m - 1) / np.prod(np.arange(1.0, m + 2)) for m in range(1, 12))
+        series = sum(m * s ** (m - 1) / np.prod(np.arange(1.0, m + 2)) for m in range(1, 30))
         assert float(reference.dphi(s)) == pytest.approx(series, rel=2e-14)
 
 
