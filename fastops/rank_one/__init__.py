@@ -154,6 +154,15 @@ def _reduce(xp: Any, full: Any, batch: tuple[int, ...], op: _Operand, dtype: np.
     return g.reshape(op.shape).astype(dtype, copy=False)
 
 
+def _full_vectors(xp: Any, dz: Any, k: int) -> Any:
+    """A cotangent broadcast along its vector axis too (0-d, or a last dim of 1 for k > 1,
+    both valid cotangents), as a stride-0 view of k-vectors: the kernels read k values per
+    entry (a (B, 1) dz was read past its end; a 0-d one failed to compile)."""
+    if dz.ndim == 0 or dz.shape[-1] != k:
+        return xp.broadcast_to(dz, _shape(dz)[:-1] + (k,))
+    return dz
+
+
 def _scalar_or_array(xp: Any, out: Any) -> Any:
     """A NumPy scalar for 0-d results (as NumPy reductions); CuPy keeps 0-d arrays."""
     return out[()] if (out.ndim == 0 and xp is np) else out
@@ -327,7 +336,7 @@ def expm_rank1_apply_backward(x: Any, y: Any, v: Any, dz: Any, *, inverse: bool 
         return reference.expm_rank1_apply_backward(x, y, v, dz, inverse=inverse)
     call.vectors(named)
     xp, k = call.xp, call.k
-    dz = cotangent(func, "dz", dz, call.batch + (k,), xp)
+    dz = _full_vectors(xp, cotangent(func, "dz", dz, call.batch + (k,), xp), k)
     inverse = flag(func, "inverse", inverse)
     with call.device():
         ops = [call.operand(n, columns=n == "v") for n, _ in named]
@@ -407,7 +416,7 @@ def expm_rank1_chain_apply_backward(xs: Any, ys: Any, v: Any, dz: Any, dlogdet: 
         return reference.expm_rank1_chain_apply_backward(xs, ys, v, dz, dlogdet, inverse=inverse)
     call.chain(xs, ys, v)
     xp, k = call.xp, call.k
-    dz = cotangent(func, "dz", dz, call.batch + (k,), xp)
+    dz = _full_vectors(xp, cotangent(func, "dz", dz, call.batch + (k,), xp), k)
     dl = None if dlogdet is None else cotangent(func, "dlogdet", dlogdet, call.batch, xp)
     inverse = flag(func, "inverse", inverse)
     names = (("xs", 2), ("ys", 2), ("v", 1))

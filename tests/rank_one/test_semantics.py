@@ -290,3 +290,23 @@ def test_logdet_gradient_is_y_and_x(backend, rng):
     np.testing.assert_allclose(dxs, 2.5 * ys, rtol=1e-15)
     np.testing.assert_allclose(dys, 2.5 * xs, rtol=1e-15)
     assert np.array_equal(dv, np.zeros(6))
+
+
+# --- a cotangent broadcast along the vector axis (0-d, (B, 1)) ------------------------------
+
+@pytest.mark.parametrize("dz_shape", [(), (1,), (3, 1)], ids=["0d", "(1,)", "(B,1)"])
+def test_cotangent_broadcast_along_the_vector_axis(backend, dz_shape, rng):
+    """dz of shape () or (B, 1) broadcasts to (B, k): the kernels get k-vectors (a (B, 1) dz
+    was read past its end, a 0-d one failed to compile)."""
+    xs, ys = rng.standard_normal((3, 2, 4)), rng.standard_normal((3, 2, 4)) / 2
+    v = rng.standard_normal((3, 4))
+    dz = np.full(dz_shape, 0.75)
+    full = np.broadcast_to(dz, (3, 4)).copy()
+    got = backend.run("expm_rank1_apply_backward", xs[:, 0], ys[:, 0], v, dz)
+    want = reference.expm_rank1_apply_backward(xs[:, 0], ys[:, 0], v, full)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-14)
+    got = backend.run("expm_rank1_chain_apply_backward", xs, ys, v, dz, np.ones(3))
+    want = reference.expm_rank1_chain_apply_backward(xs, ys, v, full, np.ones(3))
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-14)
