@@ -64,7 +64,7 @@ def test_import_is_light():
         "heavy = [m for m in ('cupy', 'torch', 'rich', 'matplotlib') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
         "import benchmarks.smooth, benchmarks.orthogonality, benchmarks.rank_one\n"
-        "import benchmarks.langevin\n"
+        "import benchmarks.langevin, benchmarks.torch_ops\n"
         "assert 'torch' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
@@ -112,6 +112,8 @@ def test_case_selection():
     assert {c.op for c in quick} == set(QUICK_OPS)
     # Every family's full size covers all its ops; quick is a subset of them.
     for fam in cases_mod.family_names():
+        if fam == "torch" and not installed("torch"):  # fastops.torch's cases need torch
+            continue
         ops = set(get_family(fam).ops)
         assert {c.op for c in get_cases("full", ["numba"], families=[fam])} == ops
         assert {c.op for c in get_cases("quick", ["numba"], families=[fam])} <= ops
@@ -291,14 +293,17 @@ def test_asv_ids_are_unique_and_include_the_layouts(monkeypatch):
     assert "numba:float32:4096x4096 ax0" in ids  # the backward ops have the layouts too
 
 
-@pytest.mark.parametrize("family", ["smooth", "orthogonality", "rank_one", "langevin"])
+@pytest.mark.parametrize("family", ["smooth", "orthogonality", "rank_one", "langevin", "torch"])
 def test_asv_benchmarks_run_once(monkeypatch, family):
     """Every asv benchmark class runs setup / time / teardown once at tiny size."""
+    if family == "torch" and not installed("torch"):
+        pytest.skip("the torch family needs torch")
     monkeypatch.setenv("FASTOPS_BENCH_SIZE", "tiny")
     monkeypatch.syspath_prepend(str(ROOT))
-    for name in ("benchmarks._suite", f"benchmarks.{family}"):
+    module = {"torch": "torch_ops"}.get(family, family)
+    for name in ("benchmarks._suite", f"benchmarks.{module}"):
         sys.modules.pop(name, None)
-    suite = importlib.import_module(f"benchmarks.{family}")
+    suite = importlib.import_module(f"benchmarks.{module}")
     classes = [v for k, v in vars(suite).items() if isinstance(v, type) and not k.startswith("_")]
     ops = set(get_family(family).ops)
     assert {c.op for c in classes} == ops
@@ -315,7 +320,7 @@ def test_asv_benchmarks_run_once(monkeypatch, family):
             bench.teardown(case_id)
     with pytest.raises(NotImplementedError):
         classes[0]().setup("nobackend:float64:1x1")
-    for name in ("benchmarks._suite", f"benchmarks.{family}"):
+    for name in ("benchmarks._suite", f"benchmarks.{module}"):
         sys.modules.pop(name, None)
 
 
@@ -337,7 +342,8 @@ def test_cli_bench_json(tiny_json):
     expected = get_cases("tiny", BACKENDS)
     assert [(r["op"], r["backend"]) for r in d["rows"]] == [(c.op, c.backend) for c in expected]
     assert {r["family"] for r in d["rows"]} == {"smooth", "orthogonality", "rank_one",
-                                                "langevin"}
+                                                "langevin"} | ({"torch"} if installed("torch")
+                                                               else set())
     for r in d["rows"]:
         assert r["error"] is None, r["error"]
         assert r["time_s"] > 0 and r["bytes"] > 0 and r["GBps"] > 0

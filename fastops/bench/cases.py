@@ -189,6 +189,7 @@ _BUILTIN_FAMILIES: dict[str, str] = {
     "orthogonality": "fastops.bench.orthogonality",
     "rank_one": "fastops.bench.rank_one",
     "langevin": "fastops.bench.langevin",
+    "torch": "fastops.bench.torch_ops",
 }
 
 

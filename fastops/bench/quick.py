@@ -29,7 +29,8 @@ QUICK_CPU_LEAVES_OUT = (
     "ortho_offdiag, ortho_spectral, "
     "ortho_model, SOM, spectral_norm and the (4096, 4096), (65536, 512), (512, 65536), "
     "(256, 64, 64) shapes; expm_rank1, expm_rank1_chain_apply; random_normal, gmm_score and the "
-    "demo run (fastops demo langevin); name an op with --op to time it"
+    "demo run (fastops demo langevin); the torch family (fastops bench --family torch); name an "
+    "op with --op to time it"
 )
 
 #: What --quick times on the GPU (NVRTC compiles in milliseconds, so it keeps more).
