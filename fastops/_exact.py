@@ -25,7 +25,7 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 #: Exact IEEE arithmetic: no fast-math flag, a function of its own (see the module docstring).
 #: What a fast-math kernel calls.
@@ -54,6 +54,19 @@ def fma(typingctx: Any, a: Any, b: Any, c: Any) -> Any:
     return sig, codegen
 
 
+def is_float64(x: Any) -> bool:
+    """Whether array x holds float64, as a compile-time constant in Numba code (so that a
+    float32 compilation drops the branches only float64 needs; ``x.itemsize`` is read at
+    run time)."""
+    return x.dtype == np.float64
+
+
+@overload(is_float64, jit_options={"cache": True})
+def _is_float64_overload(x):  # (no annotations: Numba compares the signatures)
+    answer = isinstance(x, types.Array) and x.dtype == types.float64
+    return lambda x: answer
+
+
 @exact_inline
 def two_sum(a: float, b: float) -> tuple[float, float]:  # pragma: no cover - compiled
     """(s, e) with s = fl(a + b) and s + e = a + b exactly (Knuth)."""
@@ -67,16 +80,6 @@ def two_prod(a: float, b: float) -> tuple[float, float]:  # pragma: no cover - c
     """(p, e) with p = fl(a·b) and p + e = a·b exactly (no underflow)."""
     p = a * b
     return p, fma(a, b, -p)
-
-
-@exact
-def dot2_at(x, i, y, j) -> tuple[float, float]:  # pragma: no cover - compiled
-    """:func:`dot2` of row i of x with row j of y (2-D arrays; 3-D: x[i[0], i[1]] and
-    y[j[0], j[1]] with i, j tuples). Kernels call this rather than :func:`dot2` on row views:
-    a view passed to a call keeps Numba from pruning the view's reference counting, an atomic
-    increment and decrement per batch entry even where the call never runs (measured:
-    logdet (65536, 64) float32 5.2 -> 7.0 ms, one thread, with dot2(xr, yr) in a branch)."""
-    return dot2(x[i], y[j])
 
 
 @exact
@@ -112,47 +115,6 @@ def dot2(x, y) -> tuple[float, float]:  # pragma: no cover - compiled
     return two_sum(s, ((e + e01) + e23) + ((c0 + c1) + (c2 + c3)))
 
 
-@exact
-def dot2_pair_at(x, i, y, j, v, l) -> tuple[float, float, float]:  # pragma: no cover
-    """(s_hi, s_lo, a): the :func:`dot2` of x[i]·y[j] (as hi + lo) and of y[j]·v[l] (rounded
-    to float64) in one pass over the three rows, two accumulators each: four independent
-    TwoSum chains (measured k = 64, one thread: 148 ns for one dot2, 251 ns for the pair).
-    Row indices rather than views, as :func:`dot2_at`."""
-    xr = x[i]
-    yr = y[j]
-    vr = v[l]
-    s0 = s1 = a0 = a1 = 0.0
-    c0 = c1 = d0 = d1 = 0.0
-    n = xr.size
-    for t in range(0, n - 1, 2):
-        y0 = np.float64(yr[t])
-        y1 = np.float64(yr[t + 1])
-        p, ep = two_prod(np.float64(xr[t]), y0)
-        s0, es = two_sum(s0, p)
-        c0 += ep + es
-        p, ep = two_prod(np.float64(xr[t + 1]), y1)
-        s1, es = two_sum(s1, p)
-        c1 += ep + es
-        p, ep = two_prod(np.float64(vr[t]), y0)
-        a0, es = two_sum(a0, p)
-        d0 += ep + es
-        p, ep = two_prod(np.float64(vr[t + 1]), y1)
-        a1, es = two_sum(a1, p)
-        d1 += ep + es
-    if n % 2:
-        yt = np.float64(yr[n - 1])
-        p, ep = two_prod(np.float64(xr[n - 1]), yt)
-        s0, es = two_sum(s0, p)
-        c0 += ep + es
-        p, ep = two_prod(np.float64(vr[n - 1]), yt)
-        a0, es = two_sum(a0, p)
-        d0 += ep + es
-    s, e = two_sum(s0, s1)
-    s_hi, s_lo = two_sum(s, e + (c0 + c1))
-    a, e = two_sum(a0, a1)
-    return s_hi, s_lo, a + (e + (d0 + d1))
-
-
 @exact_inline
 def det2(a: float, b: float, c: float, d: float) -> float:  # pragma: no cover - compiled
     """a·d − b·c to within 1.5 ulp of its own magnitude (Kahan, with fused multiply-adds)."""
@@ -160,3 +122,10 @@ def det2(a: float, b: float, c: float, d: float) -> float:  # pragma: no cover -
     e = fma(-b, c, w)
     f = fma(a, d, -w)
     return f + e
+
+
+@exact
+def renormalize(a: float, b: float) -> tuple[float, float]:  # pragma: no cover - compiled
+    """two_sum(a, b) as a function of its own: for fast-math callers (see the module
+    docstring), which must not inline TwoSum."""
+    return two_sum(a, b)

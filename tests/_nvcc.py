@@ -72,6 +72,18 @@ def expected_kernels(kernels: dict[str, tuple[str, ...]]) -> Callable[[str, str]
     return expected
 
 
+def compile_ptx(src: Path, arch: str) -> str:
+    """nvcc's front end and NVVM only (no ptxas): 10.7 s against 17.2 s for a cubin of the
+    whole smooth kernels.cu (measured), for the whole-file check whose modules are assembled
+    by the sm_90 check anyway."""
+    ptx = src.with_suffix(f".{arch}.ptx")
+    cmd = [NVCC, "-std=c++17", f"-arch={arch}", "--ptx", "-Werror", "all-warnings",
+           "-o", str(ptx), str(src)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return ptx.read_text()
+
+
 def compile_cubin(src: Path, arch: str) -> bytes:
     cubin = src.with_suffix(f".{arch}.cubin")
     cmd = [NVCC, "-std=c++17", f"-arch={arch}", "--cubin", "-Werror", "all-warnings",
@@ -113,7 +125,8 @@ def check_selected_modules(kernels_cu: Path, ops: Iterable[str], dtypes: Iterabl
 def check_whole_file(kernels_cu: Path, ops: Iterable[str], dtypes: Iterable[str],
                      expected: Callable[[str, str], set[str]], tmp_path: Path,
                      library: Path | None = None) -> None:
-    """The unselected kernels.cu compiles for sm_80 and defines every kernel of every op."""
+    """The unselected kernels.cu compiles for sm_80 (to PTX: see compile_ptx) and defines
+    every kernel of every op."""
     src = tmp_path / "all.cu"
     if library is None:
         src.write_text(f'#include "{kernels_cu.as_posix()}"\n')
@@ -121,4 +134,4 @@ def check_whole_file(kernels_cu: Path, ops: Iterable[str], dtypes: Iterable[str]
         src.write_text(module_source(kernels_cu, library))
     dtypes = list(dtypes)
     want = set().union(*(expected(op, dtype) for op in ops for dtype in dtypes))
-    assert kernel_names(compile_cubin(src, "sm_80")) == want
+    assert set(re.findall(r"\.entry\s+(fastops_[a-z0-9_]+)", compile_ptx(src, "sm_80"))) == want

@@ -87,10 +87,14 @@ ALL_CPU_CALLS = """
 
 
 def test_cpu_use_never_imports_cupy():
+    """Nor torch, where it is installed (fastops.torch is the only module that imports it;
+    one subprocess for both checks: each costs seconds of imports)."""
     code = ("import sys\n" + textwrap.dedent(ALL_CPU_CALLS)
             + "assert 'cupy' not in sys.modules, 'cupy was imported'\n"
             + "assert not any(m.startswith('cupy') for m in sys.modules)\n"
-            + "assert 'fastops.smooth.gpu' not in sys.modules\n")
+            + "assert 'fastops.smooth.gpu' not in sys.modules\n"
+            + "assert 'torch' not in sys.modules, 'torch was imported'\n"
+            + "assert 'fastops.torch' not in sys.modules\n")
     proc = _run_python(code)
     assert proc.returncode == 0, proc.stderr
 

@@ -9,7 +9,7 @@ import numba
 import numpy as np
 import pytest
 
-from fastops._exact import det2, dot2, dot2_at, dot2_pair_at, exact
+from fastops._exact import det2, dot2, exact, renormalize
 from fastops._numba import FASTMATH
 
 
@@ -52,19 +52,6 @@ def test_dot2_is_twice_precision_from_a_fast_math_caller(k):
     assert worst <= 4 * k, f"dot2 error {worst:.1f} x 2^-106 of sum |x y|"
 
 
-def test_dot2_at_and_pair_match_dot2():
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal((4, 3, 17))
-    y = rng.standard_normal((4, 3, 17))
-    v = rng.standard_normal((4, 17))
-    assert dot2_at(x, (1, 2), y, (3, 0)) == dot2(x[1, 2], y[3, 0])
-    xs, ys = x[:, 0], y[:, 0]
-    s_hi, s_lo, a = dot2_pair_at(xs, 2, ys, 1, v, 3)
-    assert (s_hi, s_lo) == dot2(xs[2], ys[1])
-    hi, lo = dot2(ys[1], v[3])
-    assert a == hi + lo
-
-
 def test_det2_exact_cases():
     # x_i v_l − x_l v_i with v = x: exactly 0 (the eigen form of rank_one relies on it)
     for a, b in ((0.1, 0.7), (1e300, 3e-300), (np.pi, np.e)):
@@ -72,3 +59,22 @@ def test_det2_exact_cases():
     a, b, c, d = 1.0 + 2.0**-30, 1.0, 1.0, 1.0 - 2.0**-30
     exact_value = Fraction(a) * Fraction(d) - Fraction(b) * Fraction(c)
     assert Fraction(_det(a, b, c, d)) == exact_value  # −2^-60, lost by a·d − b·c
+
+
+def test_grid_dot_is_twice_precision():
+    """The kernels' vectorised compensated dot (rank_one cpu._grid_dot_rows), compiled with
+    fastops' fast-math flags, against exact rationals on sums that cancel to 1e-10."""
+    from fastops.rank_one.cpu import _grid_dot_rows
+
+    rng = np.random.default_rng(5)
+    for k in (1, 3, 64, 1000):
+        for _ in range(10):
+            x = rng.standard_normal(k) * 10.0 ** rng.uniform(-8, 8, k)
+            y = rng.standard_normal(k)
+            if k > 1:
+                y[-1] = -float(x[:-1] @ y[:-1]) / x[-1] * (1 + 1e-10)
+            m = float(np.abs(x * y).sum())
+            hi, lo = _grid_dot_rows(x, y, m)
+            ex = _exact_dot(x, y)
+            assert abs(Fraction(hi) + Fraction(lo) - ex) <= Fraction(m) * Fraction(2) ** -98
+    assert renormalize(1.0, 2.0**-60) == (1.0, 2.0**-60)

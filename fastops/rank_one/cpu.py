@@ -39,7 +39,16 @@ import math
 import numpy as np
 from numba import prange
 
-from .._exact import det2, dot2, dot2_at, dot2_pair_at, exact, two_prod, two_sum
+from .._exact import (
+    det2,
+    dot2,
+    exact,
+    fma,
+    is_float64,
+    renormalize,
+    two_prod,
+    two_sum,
+)
 from .._numba import CHUNK_NS, WORKERS, Launch, inline, jit_pair, next_chunk
 from . import reference
 
@@ -159,12 +168,57 @@ def _dphi2(s, s_lo):
 
 
 @inline
+def _grid_dot_rows(xr, yr, m):
+    """(hi, lo): yᵀx as hi + lo to about twice float64's precision, vectorised: the kernels'
+    compensated dot product (m = Σ|x_t y_t| from their first pass).
+
+    Each rounded product p_t = fl(x_t y_t) is split on the grid g = 2^(e − 61), m < 2^e: its
+    multiple of g, q_t = trunc(p_t / g), is summed as an int64 (exact in any order: Σ|q_t| <
+    2^61), and the rest r_t = p_t − q_t g (exact) plus the product's rounding error
+    e_t = fma(x_t, y_t, −p_t) (exact) in float64 (|r_t + e_t| < 2g: that sum's error is below
+    2^-100 m). Both sums vectorise, and fast-math cannot touch them (a conversion to integer
+    and an fma are not reassociated); the final TwoSum is fastops._exact.renormalize, compiled
+    without fast-math. Measured, one thread, against fastops._exact.dot2 (scalar TwoSum
+    chains; another job on the cores): k = 64 150 against 345 ns, k = 4096 6.9 against
+    10.1 us (ExtractVector of Rump, Ogita & Oishi, "Accurate floating-point summation part I",
+    SIAM J. Sci. Comput. 31, 2008, with an integer accumulator)."""
+    e_m = math.frexp(m)[1]
+    g = math.ldexp(1.0, e_m - 61)
+    # 2^(61 − e) in two factors: one would overflow for m < 2^-962 (each factor is exact)
+    inv = math.ldexp(1.0, -e_m)
+    total = np.int64(0)
+    rest = 0.0
+    for t in range(xr.size):
+        a = np.float64(xr[t])
+        b = np.float64(yr[t])
+        p = a * b
+        q = np.int64((p * inv) * 2.305843009213694e18)  # 2^61
+        total += q
+        rest += (p - np.float64(q) * g) + fma(a, b, -p)
+    hi = np.float64(total)
+    rest += np.float64(total - np.int64(hi)) * g
+    return renormalize(hi * g, rest)
+
+
+@inline
+def _grid_dot(x, i, y, j, m):
+    """_grid_dot_rows of rows x[i], y[j] (2-D, or 3-D with i, j tuples): the kernels pass
+    arrays and indices, not row views: a view passed to a call keeps Numba from pruning its
+    reference counting, an atomic increment and decrement per batch entry even where the call
+    never runs (measured: logdet (65536, 64) float32 5.2 -> 7.0 ms, one thread, with a
+    compensated dot of row views in a branch)."""
+    return _grid_dot_rows(x[i], y[j], m)
+
+
+@inline
 def _needs_compensation(comp, m, k):
-    """Whether s = yᵀx (m = Σ|x_j y_j|, k terms) is to be recomputed by dot2
-    (_COMPENSATE_ABOVE). Scalars only: the kernels pass their rows to dot2 inside the branch,
+    """Whether s = yᵀx (m = Σ|x_j y_j|, k terms) is to be recomputed by _grid_dot
+    (_COMPENSATE_ABOVE); comp = fastops._exact.is_float64 of the operands, a compile-time
+    constant (a float32 compilation drops the branch). Scalars only: the kernels pass their rows to dot2 inside the branch,
     since passing array views to a call costs reference counting per entry (measured: apply
     (65536, 64) float32 8.8 -> 15 ms with the rows passed to a helper on every entry)."""
-    return comp and m * (0.3 + 3.0 / math.sqrt(k)) > _COMPENSATE_ABOVE
+    # (m finite: _grid_dot's integer split needs it; an inf m means an inf s anyway)
+    return comp and m * (0.3 + 3.0 / math.sqrt(k)) > _COMPENSATE_ABOVE and math.isfinite(m)
 
 
 @inline
@@ -211,7 +265,7 @@ def _apply_eigen_form(x, bx, y, by, v, bv, inverse, c, out, b):
     τ_i = Σ_l y_l (x_i v_l − x_l v_i), has the smaller rounding bound (reference._apply64):
     s and a compensated, each determinant to an ulp (O(k²): only for entries the kernel
     flagged)."""
-    xr, yr, vr, o = x[bx], y[by], v[bv], out[b]  # (the rows: see dot2_at for why not passed)
+    xr, yr, vr, o = x[bx], y[by], v[bv], out[b]  # (the rows: see _grid_dot for why not passed)
     s, s_lo = dot2(xr, yr)
     t, t_lo, sign = (-s, -s_lo, -1.0) if inverse else (s, s_lo, 1.0)
     ph = math.expm1(t) / t if t != 0.0 else 1.0
@@ -239,7 +293,7 @@ def _apply_eigen_form(x, bx, y, by, v, bv, inverse, c, out, b):
 def _apply_careful(x, bx, y, by, v, bv, inverse, s, t, ph, a, c, out, b):
     """The second look an apply's entry gets where t < _EIGEN_FORM_T_BELOW: the norms
     _eigen_form_pays needs (one pass over the rows), then the eigen form where it pays.
-    Arrays and row indices rather than row views (see fastops._exact.dot2_at)."""
+    Arrays and row indices rather than row views (see _grid_dot)."""
     xr, vr = x[bx], v[bv]
     xx = 0.0
     vv = 0.0
@@ -286,7 +340,7 @@ def _coef(s, s_lo, a, inverse):
 
 
 @inline
-def _dot_s(xr, yr, comp):
+def _dot_s(xr, yr):
     """(s, s_lo) of yᵀx: the float64 sum (one vectorised loop, also summing |x_j y_j| for its
     error estimate), compensated where that estimate calls for it (_needs_compensation). For
     the kernels whose items are few (one per dense matrix, one per shared chain factor)."""
@@ -296,12 +350,12 @@ def _dot_s(xr, yr, comp):
         p = np.float64(xr[j]) * np.float64(yr[j])
         s += p
         m += abs(p)
-    if _needs_compensation(comp, m, xr.size):
-        return dot2(xr, yr)
+    if _needs_compensation(is_float64(xr), m, xr.size):
+        return _grid_dot_rows(xr, yr, m)
     return s, 0.0
 
 
-def _logdet_impl(x, ix, y, iy, comp, out, work):
+def _logdet_impl(x, ix, y, iy, out, work):
     """out[b] = yᵀx: the float64 sum, compensated where its error may pass 2 eps
     (_needs_compensation), rounded once."""
     for _worker in prange(work[WORKERS]):
@@ -318,12 +372,12 @@ def _logdet_impl(x, ix, y, iy, comp, out, work):
                     p = np.float64(xr[j]) * np.float64(yr[j])
                     s += p
                     m += abs(p)
-                if _needs_compensation(comp, m, xr.size):
-                    s = dot2_at(x, _at(ix, b), y, _at(iy, b))[0]
+                if _needs_compensation(is_float64(x), m, xr.size):
+                    s = _grid_dot(x, _at(ix, b), y, _at(iy, b), m)[0]
                 out[b] = s
 
 
-def _scalars_impl(x, ix, y, iy, comp, out, work):
+def _scalars_impl(x, ix, y, iy, out, work):
     """out[b] = (φ(s), s, s_lo, e^s) of s = yᵀx (float64; s + s_lo compensated where
     needed), the dense kernel's per-entry scalars."""
     for _worker in prange(work[WORKERS]):
@@ -332,7 +386,7 @@ def _scalars_impl(x, ix, y, iy, comp, out, work):
             if lo >= hi:
                 break
             for b in range(lo, hi):
-                s, s_lo = _dot_s(x[_at(ix, b)], y[_at(iy, b)], comp)
+                s, s_lo = _dot_s(x[_at(ix, b)], y[_at(iy, b)])
                 es = math.exp(s)
                 out[b, 0] = _phi2(s, s_lo)
                 out[b, 1] = s
@@ -363,7 +417,7 @@ def _dense_impl(x, ix, y, iy, scalars, out, work):
                                  scalars[b, 3])
 
 
-def _apply_impl(x, ix, y, iy, v, iv, v_cols, vbufs, inverse, comp, out, work):
+def _apply_impl(x, ix, y, iy, v, iv, v_cols, vbufs, inverse, out, work):
     """out[b] = v + g(s)(yᵀv) x: one loop for the dot products (and the norms
     _eigen_form_pays needs), one for the write; _apply_eigen_form rewrites the rare entries
     whose other form is the more accurate one (v along x; k = 1). With
@@ -389,24 +443,24 @@ def _apply_impl(x, ix, y, iy, v, iv, v_cols, vbufs, inverse, comp, out, work):
                     s = 0.0
                     m = 0.0
                     a = 0.0
+                    ma = 0.0
                     for j in range(xr.size):
                         yj = np.float64(yr[j])
                         p = np.float64(xr[j]) * yj
                         s += p
                         m += abs(p)
-                        a += np.float64(vr[j]) * yj
+                        q = np.float64(vr[j]) * yj
+                        a += q
+                        ma += abs(q)
                     s_lo = 0.0
-                    # (x.itemsize is a compile-time constant: the float32 compilation drops
-                    # the branch and what only it needs)
-                    compensated = x.itemsize == 8 and _needs_compensation(comp, m, xr.size)
-                    if compensated:  # s and a = yᵀv (as large a sum) compensated
-                        if v_cols:
-                            s, s_lo, a = dot2_pair_at(x, _at(ix, b), y, _at(iy, b), vbuf, i)
-                        else:
-                            s, s_lo, a = dot2_pair_at(x, _at(ix, b), y, _at(iy, b), v,
-                                                      _at(iv, b))
+                    compensated = _needs_compensation(is_float64(x), m, xr.size)
+                    if compensated:  # s, and a = yᵀv where it is as large a sum
+                        s, s_lo = _grid_dot(x, _at(ix, b), y, _at(iy, b), m)
+                        if _needs_compensation(is_float64(x), ma, xr.size):
+                            a = (_grid_dot(y, _at(iy, b), vbuf, i, ma) if v_cols
+                                 else _grid_dot(y, _at(iy, b), v, _at(iv, b), ma))[0]
                     t, sign = (-s, -1.0) if inverse else (s, 1.0)
-                    # (φ2 only where s has a low part: its call cost ~1 ns per entry here)
+                    # (φ2 only where s has a low part)
                     ph = _phi2(t, -s_lo if inverse else s_lo) if compensated else _phi(t)
                     c = _coef_t(t, ph, a, sign)
                     o = out[b]
@@ -424,7 +478,7 @@ def _apply_impl(x, ix, y, iy, v, iv, v_cols, vbufs, inverse, comp, out, work):
 
 
 def _apply_backward_impl(x, ix, y, iy, v, iv, v_cols, vbufs, dz, idz, dz_cols, wbufs, inverse,
-                         comp, dx, dy, dv, work):
+                         dx, dy, dv, work):
     """The VJP of one factor per entry (formulas.md 2.4 b, c); v_cols / dz_cols: that operand
     is passed as columns, gathered into vbufs / wbufs (see _apply_impl)."""
     for _worker in prange(work[WORKERS]):
@@ -461,8 +515,8 @@ def _apply_backward_impl(x, ix, y, iy, v, iv, v_cols, vbufs, dz, idz, dz_cols, w
                         a += np.float64(vr[j]) * yj
                         bb += xj * np.float64(wr[j])
                     s_lo = 0.0
-                    if _needs_compensation(comp, m, xr.size):
-                        s, s_lo = dot2_at(x, _at(ix, b), y, _at(iy, b))
+                    if _needs_compensation(is_float64(x), m, xr.size):
+                        s, s_lo = _grid_dot(x, _at(ix, b), y, _at(iy, b), m)
                     g, gp = _factor(s, s_lo, inverse)
                     ga = g * a
                     gb = g * bb
@@ -480,7 +534,7 @@ def _apply_backward_impl(x, ix, y, iy, v, iv, v_cols, vbufs, dz, idz, dz_cols, w
 
 
 @inline
-def _chain_step(xr, yr, z, inverse, comp):
+def _chain_step(xr, yr, z, inverse):
     """z <- E z (or E⁻¹ z) for the factor (xr, yr), z a float64 buffer; returns s."""
     s = 0.0
     m = 0.0
@@ -492,8 +546,8 @@ def _chain_step(xr, yr, z, inverse, comp):
         m += abs(p)
         a += z[j] * yj
     s_lo = 0.0
-    if _needs_compensation(comp, m, xr.size):
-        s, s_lo = dot2(xr, yr)
+    if _needs_compensation(is_float64(xr), m, xr.size):
+        s, s_lo = _grid_dot_rows(xr, yr, m)
     c = _coef(s, s_lo, a, inverse)
     for j in range(z.size):
         xj = np.float64(xr[j])
@@ -502,7 +556,7 @@ def _chain_step(xr, yr, z, inverse, comp):
     return s
 
 
-def _chain_scalars_impl(xs, ys, inverse, comp, ts, phs, work):
+def _chain_scalars_impl(xs, ys, inverse, ts, phs, work):
     """ts[p, l] = t = ±yᵀx of factor (p, l) (− for inverse), phs[p, l] = φ(t): the scalars of
     shared factors, computed once instead of once per batch entry. The items are the P·L
     factors."""
@@ -515,14 +569,14 @@ def _chain_scalars_impl(xs, ys, inverse, comp, ts, phs, work):
             for r in range(lo, hi):
                 p = r // L
                 layer = r - p * L
-                s, s_lo = _dot_s(xs[p, layer], ys[p, layer], comp)
+                s, s_lo = _dot_s(xs[p, layer], ys[p, layer])
                 t, t_lo = (-s, -s_lo) if inverse else (s, s_lo)
                 ts[p, layer] = t
                 phs[p, layer] = _phi2(t, t_lo)
 
 
-def _chain_impl(xs, ixs, ys, iys, v, iv, v_cols, vbufs, ts, phs, inverse, comp, block, out,
-                logdet, work):
+def _chain_impl(xs, ixs, ys, iys, v, iv, v_cols, vbufs, ts, phs, inverse, block, out, logdet,
+                work):
     """z = the product of the L factors applied to v; logdet = ±Σ s_l.
 
     The threads take the entries in chunks (a multiple of ``block`` entries, see ``chain``),
@@ -591,8 +645,8 @@ def _chain_impl(xs, ixs, ys, iys, v, iv, v_cols, vbufs, ts, phs, inverse, comp, 
                                     s += p
                                     m += abs(p)
                                 s_lo = 0.0
-                                if _needs_compensation(comp, m, k):
-                                    s, s_lo = dot2_at(xs, (bx, layer), ys, (by, layer))
+                                if _needs_compensation(is_float64(xs), m, k):
+                                    s, s_lo = _grid_dot(xs, (bx, layer), ys, (by, layer), m)
                                 t = sign * s
                                 ph = _phi2(t, sign * s_lo)
                             ld[i] += t
@@ -622,7 +676,7 @@ def _chain_impl(xs, ixs, ys, iys, v, iv, v_cols, vbufs, ts, phs, inverse, comp, 
 
 
 def _chain_backward_impl(xs, ixs, ys, iys, v, iv, v_cols, vbufs, dz, idz, dz_cols, wbufs, dl,
-                         inverse, comp, dxs, dys, dv, work):
+                         inverse, dxs, dys, dv, work):
     """The VJP of a chain per entry: the forward recomputed, each factor's input kept in a
     float64 (L, k) buffer, then the factors walked back (formulas.md 2.4 b-d). v_cols /
     dz_cols: that operand is passed as columns, gathered into vbufs / wbufs (see
@@ -654,7 +708,7 @@ def _chain_backward_impl(xs, ixs, ys, iys, v, iv, v_cols, vbufs, dz, idz, dz_col
                     for step in range(L):
                         layer = L - 1 - step if inverse else step
                         traj[layer, :] = w
-                        _chain_step(xs[bx, layer], ys[by, layer], w, inverse, comp)
+                        _chain_step(xs[bx, layer], ys[by, layer], w, inverse)
                     wr = wbuf[b - t0] if dz_cols else dz[_at(idz, b)]
                     for j in range(k):
                         w[j] = np.float64(wr[j])
@@ -679,8 +733,8 @@ def _chain_backward_impl(xs, ixs, ys, iys, v, iv, v_cols, vbufs, dz, idz, dz_col
                             a += zin[j] * yj
                             bb += xj * w[j]
                         s_lo = 0.0
-                        if _needs_compensation(comp, m, xr.size):
-                            s, s_lo = dot2_at(xs, (bx, layer), ys, (by, layer))
+                        if _needs_compensation(is_float64(xs), m, xr.size):
+                            s, s_lo = _grid_dot(xs, (bx, layer), ys, (by, layer), m)
                         g, gp = _factor(s, s_lo, inverse)
                         gb = g * bb
                         ga = g * a
@@ -717,11 +771,6 @@ def _index(idx: np.ndarray | None) -> np.ndarray:
     return _NO_INDEX if idx is None else idx
 
 
-def _compensate(dtype: np.dtype) -> bool:
-    """Whether s may need its compensated dot product (_COMPENSATE_ABOVE): float64 only."""
-    return dtype == np.float64
-
-
 def _column_tile(k: int, block: int = 1) -> int:
     """Entries per tile of an operand passed as columns: 64, or fewer so that the (tile, k)
     buffer stays within 32 KiB of float64; a multiple of ``block``."""
@@ -741,7 +790,7 @@ def logdet(x: np.ndarray, ix: np.ndarray | None, y: np.ndarray, iy: np.ndarray |
     """s[b] = yᵀx, (B,) of x's dtype."""
     out = np.empty(B, dtype=x.dtype)
     with Launch(B, 2 * x.shape[1] * _NS_PER_ELEMENT) as (variant, work):
-        _logdet[variant](x, _index(ix), y, _index(iy), _compensate(x.dtype), out, work)
+        _logdet[variant](x, _index(ix), y, _index(iy), out, work)
     return out
 
 
@@ -752,7 +801,7 @@ def dense(x: np.ndarray, ix: np.ndarray | None, y: np.ndarray, iy: np.ndarray | 
     scalars = np.empty((B, 4))
     out = np.empty((B, k, k), dtype=x.dtype)
     with Launch(B, 2 * k * _NS_PER_ELEMENT + _NS_PER_FACTOR) as (variant, work):
-        _scalars[variant](x, _index(ix), y, _index(iy), _compensate(x.dtype), scalars, work)
+        _scalars[variant](x, _index(ix), y, _index(iy), scalars, work)
     row_ns = k * _NS_PER_ELEMENT  # the items are the rows of E
     with Launch(B * k, row_ns, item_out_bytes=k * out.itemsize) as (variant, work):
         _dense[variant](x, _index(ix), y, _index(iy), scalars, out, work)
@@ -770,7 +819,7 @@ def apply(x: np.ndarray, ix: np.ndarray | None, y: np.ndarray, iy: np.ndarray | 
     with Launch(B, entry_ns, item_out_bytes=k * out.itemsize) as (variant, work):
         vbufs = _column_buffers(v_cols, work, _column_tile(k), k, v.dtype)
         _apply[variant](x, _index(ix), y, _index(iy), v, _index(iv), v_cols, vbufs, inverse,
-                        _compensate(x.dtype), out, work)
+                        out, work)
     return out
 
 
@@ -790,7 +839,7 @@ def apply_backward(x: np.ndarray, ix: np.ndarray | None, y: np.ndarray, iy: np.n
                                  _column_buffers(v_cols, work, tile, k, v.dtype), dz,
                                  _index(idz), dz_cols,
                                  _column_buffers(dz_cols, work, tile, k, dz.dtype), inverse,
-                                 _compensate(x.dtype), dx, dy, dv, work)
+                                 dx, dy, dv, work)
     return dx, dy, dv
 
 
@@ -821,7 +870,7 @@ def chain(xs: np.ndarray, ixs: np.ndarray | None, ys: np.ndarray, iys: np.ndarra
         P = min(xs.shape[0], ys.shape[0])
         ts, phs = np.empty((P, L)), np.empty((P, L))
         with Launch(P * L, 2 * k * _NS_PER_ELEMENT + _NS_PER_FACTOR) as (variant, work):
-            _chain_scalars[variant](xs, ys, inverse, _compensate(xs.dtype), ts, phs, work)
+            _chain_scalars[variant](xs, ys, inverse, ts, phs, work)
     if ts.shape[0] > 0:  # per layer, z updated in L1 from factor rows in L1; scalars done
         block, entry_ns = _CHAIN_BLOCK, (L + 2) * k * _NS_PER_ELEMENT
     else:  # per layer, the entry's x and y rows read, and its scalars computed
@@ -829,7 +878,7 @@ def chain(xs: np.ndarray, ixs: np.ndarray | None, ys: np.ndarray, iys: np.ndarra
     with Launch(B, entry_ns, chunk=_chain_chunk(entry_ns, block)) as (variant, work):
         vbufs = _column_buffers(v_cols, work, _column_tile(k, block), k, v.dtype)
         _chain[variant](xs, _index(ixs), ys, _index(iys), v, _index(iv), v_cols, vbufs, ts, phs,
-                        inverse, _compensate(xs.dtype), block, out, ld, work)
+                        inverse, block, out, ld, work)
     return out, ld
 
 
@@ -854,5 +903,5 @@ def chain_backward(xs: np.ndarray, ixs: np.ndarray | None, ys: np.ndarray,
                                  _column_buffers(v_cols, work, tile, k, v.dtype), dz,
                                  _index(idz), dz_cols,
                                  _column_buffers(dz_cols, work, tile, k, dz.dtype), dl_arg,
-                                 inverse, _compensate(xs.dtype), dxs, dys, dv, work)
+                                 inverse, dxs, dys, dv, work)
     return dxs, dys, dv
