@@ -72,25 +72,25 @@ def expected_kernels(kernels: dict[str, tuple[str, ...]]) -> Callable[[str, str]
     return expected
 
 
+def _nvcc(src: Path, arch: str, kind: str) -> Path:
+    """Compile ``src`` for ``arch`` to ``kind`` ("ptx" or "cubin"), warnings as errors."""
+    out = src.with_suffix(f".{arch}.{kind}")
+    cmd = [NVCC, "-std=c++17", f"-arch={arch}", f"--{kind}", "-Werror", "all-warnings",
+           "-o", str(out), str(src)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return out
+
+
 def compile_ptx(src: Path, arch: str) -> str:
     """nvcc's front end and NVVM only (no ptxas): 10.7 s against 17.2 s for a cubin of the
     whole smooth kernels.cu (measured), for the whole-file check whose modules are assembled
     by the sm_90 check anyway."""
-    ptx = src.with_suffix(f".{arch}.ptx")
-    cmd = [NVCC, "-std=c++17", f"-arch={arch}", "--ptx", "-Werror", "all-warnings",
-           "-o", str(ptx), str(src)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
-    return ptx.read_text()
+    return _nvcc(src, arch, "ptx").read_text()
 
 
 def compile_cubin(src: Path, arch: str) -> bytes:
-    cubin = src.with_suffix(f".{arch}.cubin")
-    cmd = [NVCC, "-std=c++17", f"-arch={arch}", "--cubin", "-Werror", "all-warnings",
-           "-o", str(cubin), str(src)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
-    return cubin.read_bytes()
+    return _nvcc(src, arch, "cubin").read_bytes()
 
 
 def kernel_names(cubin: bytes) -> set[str]:

@@ -21,8 +21,8 @@ from __future__ import annotations
 try:
     import torch as _torch  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("fastops.torch needs PyTorch: pip install 'fastops-kernels[torch]'") \
-        from exc
+    raise ImportError("fastops.torch needs PyTorch: pip install 'fastops-kernels[torch]', or "
+                      "pip install -e '.[torch]' in a fastops checkout") from exc
 
 from . import _ops as ops  # noqa: F401  (the custom ops, registered on import)
 from .functional import (
