@@ -294,34 +294,38 @@ __device__ __forceinline__ void apply_body(const T* __restrict__ x, const long l
                                            const long long* __restrict__ iv, long long B,
                                            long long k, int tpr, int inverse,
                                            T* __restrict__ out) {
-  __shared__ double sm[FO_WARPS * 6];
+  __shared__ double sm[FO_WARPS * 7];
   fo_groups(B, tpr, [&](long long b, bool active, int lane) {
     const T* xr = x + fo_at(ix, b) * k;
     const T* yr = y + fo_at(iy, b) * k;
     const T* vr = v + fo_at(iv, b) * k;
-    // s, a = yᵀv, Σ|x_j y_j|, |x|², |v|², xᵀv (for the compensation and the eigen-form
-    // decisions, cpu.py _needs_compensation / _eigen_form_pays)
-    double acc[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    // s, a = yᵀv, Σ|x_j y_j|, |x|², |v|², xᵀv, Σ|y_j v_j| (for the compensation and the
+    // eigen-form decisions, cpu.py _needs_compensation / _eigen_form_pays)
+    double acc[7] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
     for (long long j = lane; j < k; j += tpr) {
       const double xj = (double)__ldg(xr + j), yj = (double)__ldg(yr + j);
       const double vj = (double)__ldg(vr + j);
-      const double p = xj * yj;
+      const double p = xj * yj, q = vj * yj;
       acc[0] += p;
-      acc[1] = fma(vj, yj, acc[1]);
+      acc[1] += q;
       acc[2] += fabs(p);
       acc[3] = fma(xj, xj, acc[3]);
       acc[4] = fma(vj, vj, acc[4]);
       acc[5] = fma(xj, vj, acc[5]);
+      acc[6] += fabs(q);
     }
-    fo_group_sums<6>(acc, tpr, sm);
+    fo_group_sums<7>(acc, tpr, sm);
     if (!active) return;
     double lo;
     const double sv = fo_compensated(xr, yr, k, acc[0], acc[2], lo);
     const double t = inverse ? -sv : sv, t_lo = inverse ? -lo : lo;
     const double ph = fo_phi2(t, t_lo);
     double a = acc[1];
-    if (sizeof(T) == 8 && acc[2] * (0.3 + 3.0 / sqrt((double)k)) > FO_COMPENSATE_ABOVE) {
-      double a_lo;  // s needed its compensated sum: so does a = yᵀv, as large a sum
+    // a = yᵀv compensated where s was and a's own sum calls for it (cpu.py _apply_impl)
+    const double est = 0.3 + 3.0 / sqrt((double)k);
+    if (sizeof(T) == 8 && acc[2] * est > FO_COMPENSATE_ABOVE && acc[6] * est > FO_COMPENSATE_ABOVE
+        && fo_isfinite(acc[6])) {
+      double a_lo;
       a = fo_dot2(yr, vr, k, a_lo);
     }
     const double c = fo_coef(sv, lo, a, inverse);
