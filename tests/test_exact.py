@@ -1,5 +1,6 @@
 """fastops._exact: the error-free transformations are exact, also when the caller is compiled
-with fastops' fast-math flags (reassociation would turn their error terms into 0)."""
+with fastops' fast-math flags (reassociation would turn their error terms into 0), and
+grid_dot, itself compiled with them, is a twice-precision dot product."""
 
 from __future__ import annotations
 
@@ -9,18 +10,25 @@ import numba
 import numpy as np
 import pytest
 
-from fastops._exact import det2, dot2, exact, renormalize
+from fastops._exact import det2, exact, grid_dot, renormalize, two_prod, two_sum
 from fastops._numba import FASTMATH
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
 def _fast_caller(x, y):
-    """A fast-math kernel calling dot2 next to a plain (reassociated) sum."""
+    """A fast-math kernel: a plain (reassociated) sum, then grid_dot and renormalize."""
     s = 0.0
+    m = 0.0
     for j in range(x.size):
         s += x[j] * y[j]
-    hi, lo = dot2(x, y)
+        m += abs(x[j] * y[j])
+    hi, lo = grid_dot(x, y, m)
     return s, hi, lo
+
+
+@exact
+def _two_prod_two_sum(a, b):
+    return two_prod(a, b), two_sum(a, b)
 
 
 @exact
@@ -34,7 +42,7 @@ def _exact_dot(x, y) -> Fraction:
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 5, 64, 257])
-def test_dot2_is_twice_precision_from_a_fast_math_caller(k):
+def test_grid_dot_is_twice_precision_from_a_fast_math_caller(k):
     rng = np.random.default_rng(k)
     worst = 0.0
     for _ in range(20):
@@ -49,7 +57,7 @@ def test_dot2_is_twice_precision_from_a_fast_math_caller(k):
         worst = max(worst, float(err / scale) / 2.0**-106)
         # hi is the sum rounded to float64 (to within an ulp of it, given the lo part)
         assert abs(Fraction(hi) - ex) <= abs(ex) * Fraction(2) ** -52 + scale * Fraction(2) ** -104
-    assert worst <= 4 * k, f"dot2 error {worst:.1f} x 2^-106 of sum |x y|"
+    assert worst <= 4 * k, f"grid_dot error {worst:.1f} x 2^-106 of sum |x y|"
 
 
 def test_det2_exact_cases():
@@ -61,20 +69,8 @@ def test_det2_exact_cases():
     assert Fraction(_det(a, b, c, d)) == exact_value  # −2^-60, lost by a·d − b·c
 
 
-def test_grid_dot_is_twice_precision():
-    """The kernels' vectorised compensated dot (rank_one cpu._grid_dot_rows), compiled with
-    fastops' fast-math flags, against exact rationals on sums that cancel to 1e-10."""
-    from fastops.rank_one.cpu import _grid_dot_rows
-
-    rng = np.random.default_rng(5)
-    for k in (1, 3, 64, 1000):
-        for _ in range(10):
-            x = rng.standard_normal(k) * 10.0 ** rng.uniform(-8, 8, k)
-            y = rng.standard_normal(k)
-            if k > 1:
-                y[-1] = -float(x[:-1] @ y[:-1]) / x[-1] * (1 + 1e-10)
-            m = float(np.abs(x * y).sum())
-            hi, lo = _grid_dot_rows(x, y, m)
-            ex = _exact_dot(x, y)
-            assert abs(Fraction(hi) + Fraction(lo) - ex) <= Fraction(m) * Fraction(2) ** -98
+def test_two_prod_and_two_sum_are_exact():
+    (p, e), (t, f) = _two_prod_two_sum(1.0 + 2.0**-30, 1.0 - 2.0**-30)
+    assert Fraction(p) + Fraction(e) == Fraction(1.0 + 2.0**-30) * Fraction(1.0 - 2.0**-30)
+    assert Fraction(t) + Fraction(f) == Fraction(1.0 + 2.0**-30) + Fraction(1.0 - 2.0**-30)
     assert renormalize(1.0, 2.0**-60) == (1.0, 2.0**-60)

@@ -39,16 +39,7 @@ import math
 import numpy as np
 from numba import prange
 
-from .._exact import (
-    det2,
-    dot2,
-    exact,
-    fma,
-    is_float64,
-    renormalize,
-    two_prod,
-    two_sum,
-)
+from .._exact import det2, exact, grid_dot, is_float64, two_prod, two_sum
 from .._numba import CHUNK_NS, WORKERS, Launch, inline, jit_pair, next_chunk
 from . import reference
 
@@ -80,16 +71,15 @@ _CHAIN_BLOCK = 16
 #: |s| below which φ'(s) is its Taylor series, and its coefficients (reference.py says why).
 _DPHI_TAYLOR_BELOW = reference.DPHI_TAYLOR_BELOW
 _DPHI_COEFFS = np.array(reference.DPHI_COEFFS)
-#: s = yᵀx is recomputed as a compensated dot product (fastops._exact.dot2: 145 ns for
-#: k = 64, against about 10 for the plain sum) where the plain float64 sum's error may pass
-#: 4 eps: e^s and φ(s) carry the absolute error of s as a relative one (at s = 700 from
-#: k = 64 terms, hundreds of ulp). The estimate is statistical, measured: the kernels'
-#: vectorised sum of k standard normal products erred by at most 0.98, 0.53, 0.37, 0.32 eps·m
-#: (m = Σ|x_j y_j|) for k = 16, 64, 256, 1024 over 20000 entries each, below
-#: eps·m·(0.3 + 3/√k) (the rigorous bound, k·eps·m, is 20-3000 times looser and would
-#: compensate nearly every entry). Inputs with |s| of order 1 and entries ~ N(0, 1/√k)
-#: (m ≈ 0.64√k) skip it up to k ≈ 64. float32 input never needs it (its products are exact in
-#: float64 and the sum's error is far below a float32 ulp).
+#: s = yᵀx is recomputed as a compensated dot product (fastops._exact.grid_dot: 150 ns for k =
+#: 64, a second pass over the rows) where the plain float64 sum's error may pass 4 eps: e^s and
+#: φ(s) carry the absolute error of s as a relative one (at s = 700 from k = 64 terms, hundreds
+#: of ulp). The estimate is statistical, measured: the kernels' vectorised sum of k standard
+#: normal products erred by at most 0.98, 0.53, 0.37, 0.32 eps·m (m = Σ|x_j y_j|) for k = 16, 64,
+#: 256, 1024 over 20000 entries each, below eps·m·(0.3 + 3/√k) (the rigorous bound, k·eps·m, is
+#: 16-3200 times looser and would compensate nearly every entry). Inputs with |s| of order 1 and
+#: entries ~ N(0, 1/√k) (m ≈ 0.64√k) mostly skip it up to k ≈ 64. float32 input never needs it (its
+#: products are exact in float64 and the sum's error is far below a float32 ulp).
 _COMPENSATE_ABOVE = 4.0
 #: An applied entry is recomputed in the form e^t v_i + σ φ(t) τ_i (reference._apply64) where
 #: that form's estimated rounding bound is below 1/8 of v_i + c x_i's.
@@ -168,46 +158,13 @@ def _dphi2(s, s_lo):
 
 
 @inline
-def _grid_dot_rows(xr, yr, m):
-    """(hi, lo): yᵀx as hi + lo to about twice float64's precision, vectorised: the kernels'
-    compensated dot product (m = Σ|x_t y_t| from their first pass).
-
-    Each rounded product p_t = fl(x_t y_t) is split on the grid g = 2^(e − 61), m < 2^e: its
-    multiple of g, q_t = trunc(p_t / g), is summed as an int64 (exact in any order: Σ|q_t| <
-    2^61), and the rest r_t = p_t − q_t g (exact) plus the product's rounding error
-    e_t = fma(x_t, y_t, −p_t) (exact) in float64 (|r_t + e_t| < 2g: that sum's error is below
-    2^-100 m). Both sums vectorise, and fast-math cannot touch them (a conversion to integer
-    and an fma are not reassociated); the final TwoSum is fastops._exact.renormalize, compiled
-    without fast-math. Measured, one thread, against fastops._exact.dot2 (scalar TwoSum
-    chains; another job on the cores): k = 64 150 against 345 ns, k = 4096 6.9 against
-    10.1 us (ExtractVector of Rump, Ogita & Oishi, "Accurate floating-point summation part I",
-    SIAM J. Sci. Comput. 31, 2008, with an integer accumulator)."""
-    e_m = math.frexp(m)[1]
-    g = math.ldexp(1.0, e_m - 61)
-    # 2^(61 − e) in two factors: one would overflow for m < 2^-962 (each factor is exact)
-    inv = math.ldexp(1.0, -e_m)
-    total = np.int64(0)
-    rest = 0.0
-    for t in range(xr.size):
-        a = np.float64(xr[t])
-        b = np.float64(yr[t])
-        p = a * b
-        q = np.int64((p * inv) * 2.305843009213694e18)  # 2^61
-        total += q
-        rest += (p - np.float64(q) * g) + fma(a, b, -p)
-    hi = np.float64(total)
-    rest += np.float64(total - np.int64(hi)) * g
-    return renormalize(hi * g, rest)
-
-
-@inline
 def _grid_dot(x, i, y, j, m):
-    """_grid_dot_rows of rows x[i], y[j] (2-D, or 3-D with i, j tuples): the kernels pass
+    """fastops._exact.grid_dot of rows x[i], y[j] (2-D, or 3-D with i, j tuples): the kernels pass
     arrays and indices, not row views: a view passed to a call keeps Numba from pruning its
     reference counting, an atomic increment and decrement per batch entry even where the call
     never runs (measured: logdet (65536, 64) float32 5.2 -> 7.0 ms, one thread, with a
     compensated dot of row views in a branch)."""
-    return _grid_dot_rows(x[i], y[j], m)
+    return grid_dot(x[i], y[j], m)
 
 
 @inline
@@ -263,10 +220,17 @@ def _apply_eigen_form(x, bx, y, by, v, bv, inverse, c, out, b):
     """Rewrite out[b] (the entry's E v, or E⁻¹ v, as v + c x; x[bx], y[by], v[bv] its rows)
     where the form e^t v_i + σ φ(t) τ_i,
     τ_i = Σ_l y_l (x_i v_l − x_l v_i), has the smaller rounding bound (reference._apply64):
-    s and a compensated, each determinant to an ulp (O(k²): only for entries the kernel
-    flagged)."""
+    s compensated, each determinant to an ulp (O(k²): only for entries the kernel flagged)."""
     xr, yr, vr, o = x[bx], y[by], v[bv], out[b]  # (the rows: see _grid_dot for why not passed)
-    s, s_lo = dot2(xr, yr)
+    s = 0.0
+    m = 0.0
+    for j in range(xr.size):
+        p = np.float64(xr[j]) * np.float64(yr[j])
+        s += p
+        m += abs(p)
+    s_lo = 0.0
+    if 2.0**-900 <= m < math.inf:  # (grid_dot's range; outside it s's error cannot matter)
+        s, s_lo = grid_dot(xr, yr, m)
     t, t_lo, sign = (-s, -s_lo, -1.0) if inverse else (s, s_lo, 1.0)
     ph = math.expm1(t) / t if t != 0.0 else 1.0
     es = math.exp(t)  # (finite: the caller checked φ)
@@ -351,7 +315,7 @@ def _dot_s(xr, yr):
         s += p
         m += abs(p)
     if _needs_compensation(is_float64(xr), m, xr.size):
-        return _grid_dot_rows(xr, yr, m)
+        return grid_dot(xr, yr, m)
     return s, 0.0
 
 
@@ -549,7 +513,7 @@ def _chain_step(xr, yr, z, inverse):
         a += z[j] * yj
     s_lo = 0.0
     if _needs_compensation(is_float64(xr), m, xr.size):
-        s, s_lo = _grid_dot_rows(xr, yr, m)
+        s, s_lo = grid_dot(xr, yr, m)
     c = _coef(s, s_lo, a, inverse)
     for j in range(z.size):
         xj = np.float64(xr[j])

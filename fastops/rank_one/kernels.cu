@@ -106,14 +106,19 @@ __device__ double fo_dot2(const T* __restrict__ xr, const T* __restrict__ yr, lo
 }
 // (s, s_lo): the group's float64 sum s (m = Σ|x_j y_j|), or, float64 input whose bound calls
 // for it, the compensated sum (every lane computes the same: the group stays uniform).
+// Whether a float64 sum of k terms with Σ|terms| = m may err by more than FO_COMPENSATE_ABOVE
+// eps (the estimate of cpu.py _needs_compensation).
+template <typename T>
+__device__ __forceinline__ bool fo_needs_compensation(double m, long long k) {
+  return sizeof(T) == 8 && m * (0.3 + 3.0 / sqrt((double)k)) > FO_COMPENSATE_ABOVE &&
+         fo_isfinite(m);
+}
 template <typename T>
 __device__ __forceinline__ double fo_compensated(const T* __restrict__ xr,
                                                  const T* __restrict__ yr, long long k,
                                                  double s, double m, double& s_lo) {
   s_lo = 0.0;
-  if (sizeof(T) == 8 && m * (0.3 + 3.0 / sqrt((double)k)) > FO_COMPENSATE_ABOVE) {
-    return fo_dot2(xr, yr, k, s_lo);
-  }
+  if (fo_needs_compensation<T>(m, k)) return fo_dot2(xr, yr, k, s_lo);
   return s;
 }
 
@@ -322,9 +327,7 @@ __device__ __forceinline__ void apply_body(const T* __restrict__ x, const long l
     const double ph = fo_phi2(t, t_lo);
     double a = acc[1];
     // a = yᵀv compensated where s was and a's own sum calls for it (cpu.py _apply_impl)
-    const double est = 0.3 + 3.0 / sqrt((double)k);
-    if (sizeof(T) == 8 && acc[2] * est > FO_COMPENSATE_ABOVE && acc[6] * est > FO_COMPENSATE_ABOVE
-        && fo_isfinite(acc[6])) {
+    if (fo_needs_compensation<T>(acc[2], k) && fo_needs_compensation<T>(acc[6], k)) {
       double a_lo;
       a = fo_dot2(yr, vr, k, a_lo);
     }

@@ -123,7 +123,7 @@ def dot2(X: Any, Y: Any) -> tuple[Any, Any]:
     product p_j + e_j (:func:`two_prod`) has p_j split on the grid g = 2^(e − 61), where
     Σ|p_j| < 2^e, into its multiple of g, summed as int64 (exact in any order: Σ|q_j| < 2^61),
     and the rest, summed in float64 with the e_j (each below 2g: that sum's error is below
-    2^-100 Σ|p_j|); the kernels do the same (rank_one cpu._grid_dot_rows; Rump, Ogita &
+    2^-100 Σ|p_j|); the CPU kernels do the same (fastops._exact.grid_dot; Rump, Ogita &
     Oishi, "Accurate floating-point summation part I", SIAM J. Sci. Comput. 31, 2008). Where
     Σ|p_j| is not finite, or below 2^-900 (where an absolute error of s cannot matter), the
     plain sum with lo = 0."""
@@ -381,6 +381,11 @@ def expm_rank1_logdet(x: Any, y: Any) -> Any:
 EIGEN_FORM_GAIN = 8.0
 
 
+def _norm(u: Any) -> Any:
+    """The Euclidean norm over the last axis."""
+    return np.sqrt((u * u).sum(axis=-1))
+
+
 def _apply64(X: Any, Y: Any, V: Any, inverse: bool) -> Any:
     """E v (or E⁻¹ v) at broadcast float64 operands, each entry in the better of its two
     forms (module docstring)."""
@@ -395,10 +400,9 @@ def _apply64(X: Any, Y: Any, V: Any, inverse: bool) -> Any:
         bound = np.abs(V) + np.abs(scaled(c, X))
         # which entries to rewrite: norm-wise, the eigen form's terms e^t|v| + |φ||τ| below
         # 1/EIGEN_FORM_GAIN of |v| + |c||x| (the kernels' rule, cpu.py _eigen_form_pays)
-        norm = lambda u: np.sqrt((u * u).sum(axis=-1))  # noqa: E731
-        estimate = es[..., 0] * norm(V) + ph[..., 0] * norm(X * a[..., None]
-                                                             - s_hi[..., None] * V)
-        flagged = ((EIGEN_FORM_GAIN * estimate < norm(V) + np.abs(c[..., 0]) * norm(X))
+        estimate = es[..., 0] * _norm(V) + ph[..., 0] * _norm(X * a[..., None]
+                                                               - s_hi[..., None] * V)
+        flagged = ((EIGEN_FORM_GAIN * estimate < _norm(V) + np.abs(c[..., 0]) * _norm(X))
                    & np.isfinite(c[..., 0]) & np.isfinite(ph[..., 0]))
     if not flagged.any():
         return z
