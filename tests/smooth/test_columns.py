@@ -246,6 +246,29 @@ def test_parallel_path_with_many_tiles(op, rng, monkeypatch):
     check_result(_NUMBA, make_case(op, x, 1, rng), got, err_msg=op)
 
 
+@pytest.mark.parametrize("op", FORWARD)
+def test_parallel_path_with_segments_of_the_reduced_axis(op, rng, monkeypatch):
+    """Fewer tiles than threads: the reduced axis is cut into segments whose column states are
+    merged (cpu._column_states), segment bounds that do not divide n or the block, a segment
+    holding a column's +inf / NaN / only -inf, ties across segments; unmasked and masked
+    (a mask broadcast over the kept axis)."""
+    monkeypatch.setattr(scheduling, "PARALLEL_MIN_NS", 0)
+    monkeypatch.setattr(cpu, "_COL_MIN_SEGMENT", 8)
+    x = random_values(rng, (1, 75, 40), np.float32)
+    x[0, :, 3] = -np.inf
+    x[0, 60, 5] = np.inf
+    x[0, 10, 7] = np.nan
+    x[0, [4, 70], 9] = 30.0  # tied maxima in different segments
+    x[0, 19:, 11] = -np.inf  # only the first segments hold anything
+    assert cpu._column_segments(x, "reduce_columns") > 1
+    mask = rng.random((1, 75, 1)) < 0.8
+    with fastops.threads(min(2, fastops.get_num_threads())), np.errstate(invalid="ignore"):
+        for where in (None, mask):
+            got = getattr(fastops, op)(x, axis=1, where=where)
+            case = make_case(op, x, 1, rng, where=where)
+            check_result(_NUMBA, case, got, err_msg=f"{op} where={where is not None}")
+
+
 def test_views_are_views_and_short_inner_runs_copy():
     x = np.zeros((8, 40, 32), np.float32)
     view = column_view(x, (1,), np.dtype(np.float32), COLUMN_MIN_INNER)
