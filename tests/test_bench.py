@@ -64,7 +64,7 @@ def test_import_is_light():
         "heavy = [m for m in ('cupy', 'torch', 'rich', 'matplotlib') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
         "import benchmarks.smooth, benchmarks.orthogonality, benchmarks.rank_one\n"
-        "import benchmarks.langevin, benchmarks.torch_ops\n"
+        "import benchmarks.langevin, benchmarks.torch_ops, benchmarks.dask_ops\n"
         "assert 'torch' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
@@ -293,14 +293,15 @@ def test_asv_ids_are_unique_and_include_the_layouts(monkeypatch):
     assert "numba:float32:4096x4096 ax0" in ids  # the backward ops have the layouts too
 
 
-@pytest.mark.parametrize("family", ["smooth", "orthogonality", "rank_one", "langevin", "torch"])
+@pytest.mark.parametrize("family", ["smooth", "orthogonality", "rank_one", "langevin", "torch",
+                                    "dask"])
 def test_asv_benchmarks_run_once(monkeypatch, family):
     """Every asv benchmark class runs setup / time / teardown once at tiny size."""
-    if family == "torch" and not installed("torch"):
-        pytest.skip("the torch family needs torch")
+    if family in ("torch", "dask") and not installed(family):
+        pytest.skip(f"the {family} family needs {family}")
     monkeypatch.setenv("FASTOPS_BENCH_SIZE", "tiny")
     monkeypatch.syspath_prepend(str(ROOT))
-    module = {"torch": "torch_ops"}.get(family, family)
+    module = {"torch": "torch_ops", "dask": "dask_ops"}.get(family, family)
     for name in ("benchmarks._suite", f"benchmarks.{module}"):
         sys.modules.pop(name, None)
     suite = importlib.import_module(f"benchmarks.{module}")
@@ -343,7 +344,8 @@ def test_cli_bench_json(tiny_json):
     assert [(r["op"], r["backend"]) for r in d["rows"]] == [(c.op, c.backend) for c in expected]
     assert {r["family"] for r in d["rows"]} == {"smooth", "orthogonality", "rank_one",
                                                 "langevin"} | ({"torch"} if installed("torch")
-                                                               else set())
+                                                               else set()) \
+        | ({"dask"} if installed("dask") else set())
     for r in d["rows"]:
         assert r["error"] is None, r["error"]
         assert r["time_s"] > 0 and r["bytes"] > 0 and r["GBps"] > 0

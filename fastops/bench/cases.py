@@ -190,6 +190,7 @@ _BUILTIN_FAMILIES: dict[str, str] = {
     "rank_one": "fastops.bench.rank_one",
     "langevin": "fastops.bench.langevin",
     "torch": "fastops.bench.torch_ops",
+    "dask": "fastops.bench.dask_ops",
 }
 
 

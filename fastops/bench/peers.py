@@ -42,7 +42,7 @@ from .cases import Impl
 from .devices import installed, to_host
 
 PEER_NAMES: tuple[str, ...] = ("numpy", "scipy", "torch", "torch_autograd", "cupyx", "cupy",
-                               "numba")
+                               "numba", "dask")
 
 #: The module each peer needs, and how to install it.
 PEER_MODULES: dict[str, str] = {
@@ -53,6 +53,7 @@ PEER_MODULES: dict[str, str] = {
     "cupyx": "cupy",
     "cupy": "cupy",
     "numba": "numba",
+    "dask": "dask",
 }
 INSTALL_HINTS: dict[str, str] = {
     "numpy": "pip install numpy",
@@ -60,6 +61,7 @@ INSTALL_HINTS: dict[str, str] = {
     "torch": "pip install torch",
     "cupy": "pip install cupy-cuda12x, or cupy-cuda13x for CUDA 13",
     "numba": "pip install numba",
+    "dask": "pip install 'dask[array]'",
 }
 #: The peers that time cases of each device (the others never apply there).
 DEVICE_PEERS: dict[str, tuple[str, ...]] = {

@@ -35,6 +35,7 @@ PEER_TITLES: dict[str, str] = {
     "cupyx": "cupyx",
     "cupy": "cupy",
     "numba": "CPU",
+    "dask": "dask",
 }
 #: More peer columns than this and the speed-up table is split by family (80 columns).
 MAX_PEER_COLUMNS = 4

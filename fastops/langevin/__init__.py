@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from .. import _checks
+from .._dask import is_dask
 from .._dispatch import array_module, resolve_backend
 from .._rows import as_contiguous, as_dtype
 from ..random import check_offset, check_uint64
@@ -100,7 +101,7 @@ def langevin_step(x: Any, score: Any, step_size: float, *, seed: int, step: int,
     True
     """
     func = "langevin_step"
-    if _is_dask(x) or _is_dask(score):
+    if is_dask(x) or is_dask(score):
         return _dask_step(x, score, step_size, seed=seed, step=step, noise_scale=noise_scale,
                           out=out, offset=offset, backend=backend)
     backend = resolve_backend(func, (x, score, out), backend)
@@ -272,10 +273,6 @@ def _step_in_place_of_copies(x: np.ndarray, score: np.ndarray, out: np.ndarray |
     if not direct:
         out[...] = target
     return out
-
-
-def _is_dask(a: Any) -> bool:
-    return type(a).__module__.split(".")[0] == "dask"
 
 
 def _dask_step(x: Any, score: Any, step_size: float, *, seed: int, step: int,

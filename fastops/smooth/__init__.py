@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import _checks
+from .._dask import dask_aware
 from .._dispatch import array_module, resolve_backend
 from .._rows import RowLayout, as_dtype, column_view
 from . import reference
@@ -189,6 +190,7 @@ class _Rows:
         return self.xp.full(self.input_shape, value, dtype=self.out_dtype)
 
 
+@dask_aware(f"{__name__}.dask")
 def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
               return_sign: bool = False, *, where: Any = None, backend: str | None = None) -> Any:
     """Stable ``log(sum(b * exp(a)))`` over ``axis``, as ``scipy.special.logsumexp``.
@@ -376,6 +378,7 @@ def _uniformly_weighted(a: Any, axis: Any, weight: float, keepdims: bool, return
     return shifted.astype(dtype)[()], sign
 
 
+@dask_aware(f"{__name__}.dask")
 def smooth_max(x: Any, axis: Any = -1, *, temperature: float = 1.0, where: Any = None,
                keepdims: bool = False, backend: str | None = None) -> Any:
     """Smooth maximum ``τ·logsumexp(x/τ)`` over ``axis`` (τ = ``temperature`` > 0).
@@ -391,6 +394,7 @@ def smooth_max(x: Any, axis: Any = -1, *, temperature: float = 1.0, where: Any =
                                   keepdims, backend)
 
 
+@dask_aware(f"{__name__}.dask")
 def soft_argmax(x: Any, axis: Any = -1, *, temperature: float = 1.0, where: Any = None,
                 keepdims: bool = False, backend: str | None = None) -> Any:
     """Smooth argmax ``sum_i i·softmax(x/τ)_i`` over ``axis``, with 0-based ``i``.
@@ -404,6 +408,29 @@ def soft_argmax(x: Any, axis: Any = -1, *, temperature: float = 1.0, where: Any 
     """
     return _temperature_reduction("soft_argmax", "soft_argmax", np.nan, x, axis, temperature,
                                   where, keepdims, backend)
+
+
+def _smooth_max_float64(x: Any, axis: Any, temperature: float = 1.0, where: Any = None,
+                        keepdims: bool = False) -> Any:
+    """smooth_max computed and returned in float64 whatever x's dtype (not public: the block
+    states of fastops.smooth.dask, where a second pass takes x - L against every element and
+    a float32 L would cost |L| x 6e-8 of relative accuracy). The CPU kernels finish their
+    float64 row states in float64; other backends and float16 run on a float64 copy."""
+    name = resolve_backend("smooth_max", (x, where), None)
+    xp = array_module(name)
+    x = xp.asarray(x)
+    if name != "numba" or x.dtype not in (np.float32, np.float64):
+        return smooth_max(x.astype(np.float64), axis, temperature=temperature, where=where,
+                          keepdims=keepdims)
+    call = _Rows("smooth_max", x, axis, where, name, temperature, walk_as_it_lies=True)
+    call.out_dtype = np.dtype(np.float64)
+    if call.empty:
+        return call.full_reduction(-np.inf, keepdims)
+    kernels = _kernels(name)
+    if call.columns is not None:
+        return call.reduction(call.column_kernel(kernels.lse_columns_float64, call.scale),
+                              keepdims)
+    return call.reduction(kernels.lse_float64(call.x, call.mask, call.scale), keepdims)
 
 
 def _temperature_reduction(func: str, kernel: str, empty_value: float, x: Any, axis: Any,
@@ -439,6 +466,7 @@ def _softmax(func: str, log: bool, x: Any, axis: Any, where: Any, temperature: f
     return call.elementwise(call.rows_kernel(_kernels(name).softmax, call.mask, call.scale, log))
 
 
+@dask_aware(f"{__name__}.dask")
 def softmax(x: Any, axis: Any = -1, *, where: Any = None, temperature: float = 1.0,
             backend: str | None = None) -> Any:
     """``exp(x/τ) / sum(exp(x/τ))`` over ``axis``, computed stably in one pass per row.
@@ -453,6 +481,7 @@ def softmax(x: Any, axis: Any = -1, *, where: Any = None, temperature: float = 1
     return _softmax("softmax", False, x, axis, where, temperature, backend)
 
 
+@dask_aware(f"{__name__}.dask")
 def log_softmax(x: Any, axis: Any = -1, *, where: Any = None, temperature: float = 1.0,
                 backend: str | None = None) -> Any:
     """``x/τ - logsumexp(x/τ)`` over ``axis``.
@@ -466,6 +495,7 @@ def log_softmax(x: Any, axis: Any = -1, *, where: Any = None, temperature: float
     return _softmax("log_softmax", True, x, axis, where, temperature, backend)
 
 
+@dask_aware(f"{__name__}.dask")
 def logsumexp_backward(a: Any, out: Any, dout: Any, axis: Any = None, b: Any = None,
                        keepdims: bool = False, *, where: Any = None) -> Any:
     """Gradient of :func:`logsumexp` with respect to ``a``: ``dout · b · exp(a - out)``.
@@ -519,6 +549,7 @@ def _softmax_backward(func: str, log: bool, y: Any, dy: Any, axis: Any, where: A
                                              call.scale, log))
 
 
+@dask_aware(f"{__name__}.dask")
 def softmax_backward(y: Any, dy: Any, axis: Any = -1, *, where: Any = None,
                      temperature: float = 1.0) -> Any:
     """Gradient of :func:`softmax` given its output ``y``: ``(y/τ)·(dy - <dy, y>)``.
@@ -532,6 +563,7 @@ def softmax_backward(y: Any, dy: Any, axis: Any = -1, *, where: Any = None,
     return _softmax_backward("softmax_backward", False, y, dy, axis, where, temperature)
 
 
+@dask_aware(f"{__name__}.dask")
 def log_softmax_backward(y: Any, dy: Any, axis: Any = -1, *, where: Any = None,
                          temperature: float = 1.0) -> Any:
     """Gradient of :func:`log_softmax` given its output ``y``: ``(dy - exp(y)·sum(dy))/τ``.
@@ -562,6 +594,7 @@ def _prob_backward(func: str, index_weighted: bool, x: Any, dout: Any, axis: Any
                                              dout_rows))
 
 
+@dask_aware(f"{__name__}.dask")
 def smooth_max_backward(x: Any, dout: Any, axis: Any = -1, *, temperature: float = 1.0,
                         where: Any = None, keepdims: bool = False) -> Any:
     """Gradient of :func:`smooth_max` w.r.t. ``x``: ``dout · softmax(x/τ)``.
@@ -576,6 +609,7 @@ def smooth_max_backward(x: Any, dout: Any, axis: Any = -1, *, temperature: float
                           keepdims)
 
 
+@dask_aware(f"{__name__}.dask")
 def soft_argmax_backward(x: Any, dout: Any, axis: Any = -1, *, temperature: float = 1.0,
                          where: Any = None, keepdims: bool = False) -> Any:
     """Gradient of :func:`soft_argmax` w.r.t. ``x``: ``dout · p · (i - y) / τ``.

@@ -1535,6 +1535,15 @@ def lse(x: np.ndarray, mask: RowPair | None, scale: float) -> np.ndarray:
     return _reduce(x, mask, scale, False)
 
 
+def lse_float64(x: np.ndarray, mask: RowPair | None, scale: float) -> np.ndarray:
+    """lse per row returned in float64, not rounded to x's dtype: the kernels' float64 row
+    states finished in float64 (fastops.smooth.dask's block states of float32 input)."""
+    out = np.empty(x.shape[0], np.float64)
+    _finish_rows(_row_state(x, mask, scale, _segments(*x.shape, "reduce"), False), scale, False,
+                 out)
+    return out
+
+
 def soft_argmax(x: np.ndarray, mask: RowPair | None, scale: float) -> np.ndarray:
     """sum_j j * softmax(scale * x)_j per row (0-based j)."""
     return _reduce(x, mask, scale, True)
@@ -1586,6 +1595,15 @@ def lse_columns(x: np.ndarray, scale: float, mask: np.ndarray | None = None) -> 
     """lse over axis 1 of x (outer, n, inner): out (outer, inner). ``mask``: None or a bool
     (outer, n, inner) array of any strides (stride 0 along broadcast axes)."""
     return _reduce_columns_call(x, mask, scale, False)
+
+
+def lse_columns_float64(x: np.ndarray, scale: float, mask: np.ndarray | None = None
+                        ) -> np.ndarray:
+    """lse over axis 1 of x (outer, n, inner) returned in float64 (see lse_float64)."""
+    out = np.empty((x.shape[0], x.shape[2]), np.float64)
+    states = _column_states(x, mask, scale, False, _column_segments(x, "reduce_columns"))
+    _finish_rows(states, scale, False, out.reshape(-1))
+    return out
 
 
 def soft_argmax_columns(x: np.ndarray, scale: float, mask: np.ndarray | None = None
