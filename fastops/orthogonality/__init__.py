@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from .. import _checks, _threads
+from .._dask import dask_aware
 from .._dispatch import array_module, resolve_backend
 from .._rows import as_contiguous, as_dtype
 from . import reference
@@ -213,6 +214,7 @@ def _gram_penalty(kernels: Any, xp: Any, W: Any, kind: str, scale: Any) -> tuple
     return value, grad
 
 
+@dask_aware(f"{__name__}.dask")
 def orthogonality_penalty(W: Any, kind: str = "frobenius", *, backend: str | None = None) -> Any:
     """Orthogonality penalty of each kernel of ``W`` (..., d, k), shape ``W.shape[:-2]``.
 
@@ -246,6 +248,7 @@ def orthogonality_penalty(W: Any, kind: str = "frobenius", *, backend: str | Non
     return batch.values(value)
 
 
+@dask_aware(f"{__name__}.dask")
 def orthogonality_penalty_and_grad(W: Any, kind: str = "frobenius", *,
                                    backend: str | None = None) -> tuple[Any, Any]:
     """Penalty and its gradient with respect to ``W``: ``(value, dW)``.

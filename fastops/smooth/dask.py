@@ -87,13 +87,12 @@ class _Call:
     def __init__(self, func: str, x: Any, axis: Any, where: Any, *, b: Any = None,
                  sample_kwargs: dict[str, Any] | None = None,
                  backend: str | None = None) -> None:
-        import dask.array as da
 
         if backend not in (None, "numba", "cupy"):
             raise ValueError(f"{func}: backend must be None for dask arrays (each chunk's "
                              f"array type picks it), got {backend!r}")
         self.func = func
-        self.x = da.asarray(x)
+        self.x = as_dask(x)
         self.axes = normalise_axes(func, axis, self.x.ndim)
         self.where = aligned(func, "where", where, self.x)
         self.b = aligned(func, "b", b, self.x)
@@ -430,13 +429,12 @@ def logsumexp_backward(a: Any, out: Any, dout: Any, axis: Any = None, b: Any = N
 
 def _softmax_backward(func: str, log: bool, y: Any, dy: Any, axis: Any, where: Any,
                       temperature: float) -> Any:
-    import dask.array as da
 
     call = _Call(func, y, axis, where,
-                 sample_kwargs={"dy": np.ones((1,) * da.asarray(y).ndim),
+                 sample_kwargs={"dy": np.ones((1,) * np.ndim(y)),
                                 "temperature": temperature})
     spec = call.spec
-    dy = da.asarray(dy)
+    dy = as_dask(dy)
     if dy.shape != spec.shape:
         raise ValueError(f"{func}: dy must have the shape of y, {spec.shape}; got {dy.shape}")
     dy = dy.rechunk(call.x.chunks)
