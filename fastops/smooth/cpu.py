@@ -653,10 +653,15 @@ _short_prob_grad = jit_pair(_short_prob_grad_impl)
 # exponentials (the block is still in L1). Every inner loop runs over the tile's columns:
 # contiguous and vectorised, like the short-row tiles above but without the transposing copy.
 
-# Reduced rows per block: 16 rows of a 4096-column float32 tile are 256 KiB (L2) for the
-# block's second read. Blocks of 4, 16 and 64 rows timed within noise of each other (lse over
-# axis 0 of (4096, 4096) float32, one thread, 2026-12-02).
-_COL_BLOCK = 16
+# Reduced rows per block: a block's chunk (below) of 64 rows x 2 KiB is 128 KiB, in L2 for the
+# block's second read. Wide tiles do not mind (lse over axis 0 of (4096, 4096) float32, one
+# thread: blocks of 4, 16 and 64 rows within noise, 2026-12-02); narrow ones pay the per-block
+# work (the rescale, the chunk views) once per block: the middle axis of (64, 4096, 64)
+# float32, 64-column tiles, one thread, thread_time medians of 11 in 2 alternating runs
+# (2026-12-03): lse 34.3 / 35.6 ms with 16 rows, 31.5 / 33.1 with 32, 29.3 / 30.0 with 64,
+# 24.1 / 24.6 with 128; softmax 62-68, 57-60, 52-53, 51-62 ms (axis 0 of (4096, 4096):
+# 49-51 ms with 16 or 64, 52-59 with 128).
+_COL_BLOCK = 64
 # Columns per tile. Wide tiles walk the input in long contiguous runs: one thread's lse over
 # axis 0 of (4096, 4096) float32 took 53 ms with 256-column tiles (1 KiB runs 16 KiB apart),
 # 34 ms with 1024 and 30.5 ms with 4096, against 19.9 ms for the rows of axis=-1 (2026-12-02,

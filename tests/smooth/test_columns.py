@@ -169,15 +169,16 @@ def test_backward_ops_on_every_layout(op, shape, axis, layout, dtype, rng):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("op", BACKWARD)
 def test_backward_special_values_in_columns(op, dtype, rng):
-    """Columns of -inf, a +inf, a NaN, ties, and (through out/dout) -inf and NaN results."""
-    x = random_values(rng, (45, 64), dtype)
+    """Columns of -inf, a +inf, a NaN, ties, and (through out/dout) -inf and NaN results;
+    150 rows: three blocks of cpu._COL_BLOCK."""
+    x = random_values(rng, (150, 64), dtype)
     x[:, 3] = -np.inf
-    x[17, 5] = np.inf
+    x[117, 5] = np.inf
     x[30, 7] = np.nan
     x[:, 9] = 1.5
-    x[[2, 40], 11] = 50.0
+    x[[2, 140], 11] = 50.0
     x[:, 13] = -np.inf
-    x[44, 13] = np.nan
+    x[144, 13] = np.nan
     case = make_case(op, x, 0, rng)
     with np.errstate(invalid="ignore"):
         check_result(_NUMBA, case, getattr(fastops, op)(*case.args, **case.kwargs), err_msg=op)
@@ -209,15 +210,17 @@ _NUMBA = _Numba()
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("op", FORWARD)
 def test_special_values_in_columns(op, dtype, rng):
-    """Whole columns of -inf, a +inf, a NaN, ties at the maximum, a NaN in an all -inf column."""
-    x = random_values(rng, (45, 64), dtype)
+    """Whole columns of -inf, a +inf, a NaN, ties at the maximum, a NaN in an all -inf column;
+    150 rows: three blocks of cpu._COL_BLOCK, so that maxima grow from block to block."""
+    x = random_values(rng, (150, 64), dtype)
     x[:, 3] = -np.inf
-    x[17, 5] = np.inf
+    x[117, 5] = np.inf
     x[30, 7] = np.nan
     x[:, 9] = 1.5  # all tied
-    x[[2, 40], 11] = 50.0  # two tied maxima, far above the rest
+    x[[2, 140], 11] = 50.0  # two tied maxima in different blocks, far above the rest
     x[:, 13] = -np.inf
-    x[44, 13] = np.nan
+    x[144, 13] = np.nan
+    x[70:, 17] += 20.0  # the maximum grows in the second block
     x[0, 15] = np.inf
     x[1, 15] = np.inf
     case = make_case(op, x, 0, rng)
