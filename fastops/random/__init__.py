@@ -89,9 +89,13 @@ def _request(func: str, shape: Any, seed: Any, stream: Any, dtype: Any, offset: 
 
 
 def _generate(kind: str, func: str, shape: Any, seed: Any, stream: Any, dtype: Any,
-              offset: Any, backend: Any) -> Any:
+              offset: Any, backend: Any, chunks: Any = None) -> Any:
     dims, seed, stream, dt, offset, backend = _request(func, shape, seed, stream, dtype, offset,
                                                        backend)
+    if chunks is not None:  # a lazy dask array, each block generated where it is computed
+        from .dask import generate
+
+        return generate(kind, dims, seed, stream, dt, offset, backend, chunks)
     if backend == "numpy":
         return getattr(reference, kind)(dims, seed, stream, dt, offset)
     xp = array_module(backend)
@@ -101,7 +105,8 @@ def _generate(kind: str, func: str, shape: Any, seed: Any, stream: Any, dtype: A
 
 
 def uniform(shape: int | tuple[int, ...], *, seed: int, stream: int = 0,
-            dtype: Any = "float32", offset: int = 0, backend: str = "numba") -> Any:
+            dtype: Any = "float32", offset: int = 0, backend: str = "numba",
+            chunks: Any = None) -> Any:
     """Uniform random numbers in [0, 1) of the given shape (C order).
 
     ``seed`` and ``stream`` are ints in [0, 2^64): each (seed, stream) is an independent stream
@@ -109,19 +114,23 @@ def uniform(shape: int | tuple[int, ...], *, seed: int, stream: int = 0,
     first value: ``uniform(n, offset=k)`` equals ``uniform(k + n)[k:]``. float32 values are
     multiples of 2^-24, float64 values multiples of 2^-53, so 0 can occur and 1 cannot.
     ``backend``: "numba" (NumPy array), "cupy" (CuPy array on the current device) or "numpy"
-    (the reference).
+    (the reference). ``chunks`` (dask's chunk specification: an int, a tuple, "auto"): a lazy
+    dask array instead, each block generated where it is computed from its elements' stream
+    positions: the same values as the in-memory call, whatever the chunks
+    (fastops/random/dask.py).
     """
-    return _generate("uniform", "uniform", shape, seed, stream, dtype, offset, backend)
+    return _generate("uniform", "uniform", shape, seed, stream, dtype, offset, backend, chunks)
 
 
 def normal(shape: int | tuple[int, ...], *, seed: int, stream: int = 0,
-           dtype: Any = "float32", offset: int = 0, backend: str = "numba") -> Any:
+           dtype: Any = "float32", offset: int = 0, backend: str = "numba",
+           chunks: Any = None) -> Any:
     """Standard normal random numbers of the given shape (C order), by Box-Muller.
 
     Arguments as :func:`uniform`. The float32 values are bounded by sqrt(48 ln 2) = 5.77 (the
     24-bit radius uniform), float64 values by 8.57.
     """
-    return _generate("normal", "normal", shape, seed, stream, dtype, offset, backend)
+    return _generate("normal", "normal", shape, seed, stream, dtype, offset, backend, chunks)
 
 
 def _words(func: str, name: str, value: Any, xp: Any, width: int) -> Any:
