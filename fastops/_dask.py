@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import itertools
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -26,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["aligned", "any_dask", "as_dask", "block_states", "dask_aware", "is_dask",
-           "merge_states", "normalise_axes", "serial_tasks", "state_reduction", "task"]
+__all__ = ["aligned", "any_dask", "as_dask", "block_states", "dask_aware", "flat_runs",
+           "is_dask", "merge_states", "normalise_axes", "serial_tasks", "state_reduction", "task"]
 
 
 def is_dask(a: Any) -> bool:
@@ -130,6 +131,27 @@ def as_dask(value: Any) -> Any:
         return value
     return da.from_array(value if hasattr(value, "shape") else np.asarray(value), chunks=-1,
                          name=False)
+
+
+def flat_runs(location: Sequence[tuple[int, int]], dims: tuple[int, ...]
+              ) -> list[tuple[tuple[int, ...], int]]:
+    """A block's elements as runs of consecutive flat (C-order) positions of the whole array:
+    ``[(index of the block along its axes before m, the run's first flat position), ...]``
+    with ``m`` the first axis after which the block spans the whole array (a block of whole
+    trailing dims is one run; one split along the last axis has a run per row).
+    ``block[index].reshape(-1)`` is the run's elements. ``location``: the block's (start,
+    stop) per axis (map_blocks' block_info "array-location"); ``dims``: the array's shape."""
+    ndim = len(dims)
+    m = ndim - 1
+    while m > 0 and tuple(location[m]) == (0, dims[m]):  # axes after m-1 whole: extend the run
+        m -= 1
+    strides = [math.prod(dims[j + 1:]) for j in range(ndim)]
+    runs = []
+    for lead in itertools.product(*(range(a, b) for a, b in location[:m])):
+        start = sum(i * st for i, st in zip(lead, strides, strict=False)) \
+            + location[m][0] * strides[m]
+        runs.append((tuple(i - location[j][0] for j, i in enumerate(lead)), start))
+    return runs
 
 
 def block_starts(block_info: dict | None, axes: Sequence[int]) -> tuple[int, ...]:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .. import _checks
-from .._dask import is_dask
+from .._dask import dask_aware
 from .._dispatch import array_module, resolve_backend
 from .._rows import as_contiguous, as_dtype
 from ..random import check_offset, check_uint64
@@ -75,6 +75,7 @@ def _flat(xp: Any, arr: Any, dtype: np.dtype) -> Any:
     return as_contiguous(xp, arr, dtype).reshape(-1)
 
 
+@dask_aware(f"{__name__}.dask")
 def langevin_step(x: Any, score: Any, step_size: float, *, seed: int, step: int,
                   noise_scale: float = 1.0, out: Any = None, offset: int = 0,
                   backend: str | None = None) -> Any:
@@ -85,8 +86,8 @@ def langevin_step(x: Any, score: Any, step_size: float, *, seed: int, step: int,
     position ``offset + i``. ``x`` and ``score`` have the same shape; ``out=x`` updates x in
     place (any other overlap of out with x or score is a ValueError). ``offset`` lets a caller
     that steps an array in pieces pass each piece's flat position, so that the pieces get the
-    bits of one whole call; dask arrays are stepped that way (lazily, chunk by chunk, after
-    rechunking to whole trailing dims, so every chunk is one run of flat positions).
+    bits of one whole call; dask arrays are stepped that way (lazily, block by block, each run
+    of consecutive flat positions of a block with its offset: fastops/langevin/dask.py).
 
     float32 / float64 are computed in their own precision (float16 in float32, integers in
     float64), each product and sum rounded
@@ -101,9 +102,6 @@ def langevin_step(x: Any, score: Any, step_size: float, *, seed: int, step: int,
     True
     """
     func = "langevin_step"
-    if is_dask(x) or is_dask(score):
-        return _dask_step(x, score, step_size, seed=seed, step=step, noise_scale=noise_scale,
-                          out=out, offset=offset, backend=backend)
     backend = resolve_backend(func, (x, score, out), backend)
     xp = array_module(backend)
     x = _checks.real_array(func, "x", x, xp)
@@ -275,41 +273,6 @@ def _step_in_place_of_copies(x: np.ndarray, score: np.ndarray, out: np.ndarray |
     return out
 
 
-def _dask_step(x: Any, score: Any, step_size: float, *, seed: int, step: int,
-               noise_scale: float, out: Any, offset: int, backend: str | None) -> Any:
-    """langevin_step of dask arrays: a lazy dask array, each chunk stepped with its flat offset."""
-    func = "langevin_step"
-    import dask.array as da
-
-    if out is not None:
-        raise ValueError(f"{func}: out is not supported for dask arrays (they are immutable); "
-                         "use the returned array")
-    x = da.asarray(x)
-    score = da.asarray(score)
-    _same_shape(func, "score", score, "x", x.shape)
-    step_size = _checks.real_number(func, "step_size", step_size, positive=True)
-    noise_scale = _checks.real_number(func, "noise_scale", noise_scale, nonnegative=True)
-    seed = check_uint64(func, "seed", seed)
-    step = check_uint64(func, "step", step)
-    offset = check_offset(func, offset, math.prod(x.shape))
-    result = _checks.result_dtype(func, "x", x.dtype)
-    scalar = x.ndim == 0
-    if scalar:
-        x, score = x.reshape(1), score.reshape(1)
-    # whole trailing dims: each chunk is then one run of C-order flat positions
-    x = x.rechunk({i: -1 for i in range(1, x.ndim)})
-    score = score.rechunk(x.chunks)
-    row = math.prod(x.shape[1:])
-
-    def chunk(xb: Any, sb: Any, block_info: Any = None) -> Any:
-        start = block_info[0]["array-location"][0][0]
-        return langevin_step(xb, sb, step_size, seed=seed, step=step, noise_scale=noise_scale,
-                             offset=offset + start * row, backend=backend)
-
-    res = da.map_blocks(chunk, x, score, dtype=result, meta=x._meta.astype(result))
-    return res.reshape(()) if scalar else res
-
-
 def mala_step(x: Any, log_prob: Any, score: Any,
               log_prob_and_score: Callable[[Any], tuple[Any, Any]], step_size: float, *,
               seed: int, step: int, backend: str | None = None) -> tuple[Any, Any, Any, Any]:
@@ -466,6 +429,7 @@ def annealed_langevin(score: Callable[[Any, float], Any], x0: Any, sigmas: Seque
     return x
 
 
+@dask_aware(f"{__name__}.dask")
 def gmm_score(x: Any, means: Any, sigma: float, *, log_weights: Any = None,
               component_std: float = 0.0, backend: str | None = None) -> Any:
     """Score (gradient of the log density) of the mixture ``sum_k w_k N(mu_k, v I)`` with

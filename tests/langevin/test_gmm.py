@@ -98,3 +98,23 @@ def test_one_component_is_the_gaussian_score(backend, rng):
     x, means = _mixture(rng, 10, 4, 1, np.float64)
     got = backend.run("gmm_score", x, means, 0.6, component_std=0.8)
     np.testing.assert_allclose(got, (means - x) / 1.0, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("chunks", [(7, 3), (1, 3), (20, 1)], ids=str)
+def test_dask_points_give_the_in_memory_bits(chunks, rng):
+    """Points as a dask array (the last axis d rechunked whole when split): the in-memory
+    call's bits per block; dask means are refused with a clear error."""
+    da = pytest.importorskip("dask.array")
+    x = rng.standard_normal((20, 3))
+    means = rng.standard_normal((4, 3))
+    logw = rng.standard_normal(4)
+    whole = fastops.gmm_score(x, means, 0.5, log_weights=logw, component_std=0.2)
+    lazy = fastops.gmm_score(da.from_array(x, chunks=chunks), means, 0.5, log_weights=logw,
+                             component_std=0.2)
+    assert isinstance(lazy, da.Array)
+    got = lazy.compute()
+    assert got.dtype == whole.dtype and np.array_equal(got, whole)
+    with pytest.raises(TypeError, match="gmm_score: means must be an in-memory array"):
+        fastops.gmm_score(da.from_array(x), da.from_array(means), 0.5)
+    with pytest.raises(ValueError, match="gmm_score: means"):
+        fastops.gmm_score(da.from_array(x), means[:, :2], 0.5)

@@ -148,6 +148,19 @@ def test_dask_chunking_gives_the_same_bits(chunks, rng):
         fastops.langevin_step(da.from_array(x), s, 0.3, seed=5, step=1, out=x)
 
 
+@pytest.mark.parametrize("chunks", [(2, 2, 4), (1, 5, 6), (4, 1, 1)], ids=str)
+def test_dask_blocks_split_in_trailing_axes(chunks, rng):
+    """Blocks split along the middle and last axes are stepped run by run (one call per row of
+    a block, each with its flat offset), never rechunked: the bits of the whole call."""
+    da = pytest.importorskip("dask.array")
+    x, s = _inputs(rng, (4, 5, 6), np.float64)
+    whole = fastops.langevin_step(x, s, 0.3, seed=9, step=4, offset=17)
+    lazy = fastops.langevin_step(da.from_array(x, chunks=chunks), da.from_array(s, chunks=chunks),
+                                 0.3, seed=9, step=4, offset=17)
+    assert lazy.chunks == da.from_array(x, chunks=chunks).chunks  # not rechunked
+    assert np.array_equal(lazy.compute(), whole)
+
+
 @pytest.mark.gpu
 def test_cpu_and_gpu_steps_agree(rng):
     from conftest import cupy_status
