@@ -869,6 +869,15 @@ def _reduce_columns_impl(x, mask, sc, with_index, width, out, work):
                                else _lse_value(m[i], s[i], c[i], inv_sc))
 
 
+@inline
+def _tile_segment(t, nseg, n, tiles, width, inner):
+    """(tile, lo, hi, outer index, first column, end column) of task t of a segmented column
+    kernel: tile t // nseg, rows lo..hi of its reduced axis."""
+    tile, lo, hi = _segment_bounds(t, nseg, n)
+    o, j0, j1 = _tile_bounds(tile, tiles, width, inner)
+    return tile, lo, hi, o, j0, j1
+
+
 def _column_segment_states_impl(x, mask, sc, with_index, width, nseg, states, work):
     """states[o * inner + j, g] = (m, s, c, sj, cj) of column j of x[o] (outer, n, inner) over
     segment g of the reduced axis (nseg segments): a task per (tile, segment), for the calls
@@ -886,8 +895,7 @@ def _column_segment_states_impl(x, mask, sc, with_index, width, nseg, states, wo
             if start >= stop:
                 break
             for t in range(start, stop):
-                tile, lo, hi = _segment_bounds(t, nseg, n)
-                o, j0, j1 = _tile_bounds(tile, tiles, width, inner)
+                tile, lo, hi, o, j0, j1 = _tile_segment(t, nseg, n, tiles, width, inner)
                 mplane = _mask_segment(mask, o, lo, hi)
                 _column_state(x[o, lo:hi], mplane, j0, j1, T(sc), with_index, bufs)
                 g = t - tile * nseg
@@ -1006,8 +1014,7 @@ def _softmax_column_segments_impl(x, mask, sc, log, column_state, width, nseg, y
             if start >= stop:
                 break
             for t in range(start, stop):
-                tile, lo, hi = _segment_bounds(t, nseg, n)
-                o, j0, j1 = _tile_bounds(tile, tiles, width, inner)
+                _, lo, hi, o, j0, j1 = _tile_segment(t, nseg, n, tiles, width, inner)
                 base = o * inner + j0
                 for i in range(j1 - j0):
                     m[i] = T(column_state[base + i, 0])

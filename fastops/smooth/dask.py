@@ -261,19 +261,28 @@ def _smooth_max_state(call: _Call, tau: float, float64: bool, per_block: bool = 
     return states, merge_states(states, merge, spec.axes, serial=call.serial)
 
 
-def smooth_max(x: Any, axis: Any = -1, *, temperature: float = 1.0, where: Any = None,
-               keepdims: bool = False, backend: str | None = None) -> Any:
-    """:func:`fastops.smooth_max` of dask arrays (lazy)."""
-    call = _Call("smooth_max", x, axis, where, backend=backend,
+def _temperature_reduction(func: str, state: Any, field: int, x: Any, axis: Any,
+                           temperature: float, where: Any, keepdims: bool,
+                           backend: str | None) -> Any:
+    """smooth_max / soft_argmax: blockwise when the reduced axes are whole, else field
+    ``field`` of the merged states ``state(call, tau, float64=False)``."""
+    call = _Call(func, x, axis, where, backend=backend,
                  sample_kwargs={"temperature": temperature})
     spec = call.spec
     if call.whole_axes:
-        fn = _inmemory().smooth_max
+        fn = getattr(_inmemory(), func)
         return call.blockwise_reduction(
             lambda xb, bb, wb: fn(xb, axis=spec.axes, temperature=temperature, where=wb,
                                   keepdims=keepdims), keepdims, spec.dtype)
-    merged = _smooth_max_state(call, float(temperature), float64=False)
-    return call.finish(merged, 0, keepdims, spec.dtype)
+    merged = state(call, float(temperature), float64=False)
+    return call.finish(merged, field, keepdims, spec.dtype)
+
+
+def smooth_max(x: Any, axis: Any = -1, *, temperature: float = 1.0, where: Any = None,
+               keepdims: bool = False, backend: str | None = None) -> Any:
+    """:func:`fastops.smooth_max` of dask arrays (lazy)."""
+    return _temperature_reduction("smooth_max", _smooth_max_state, 0, x, axis, temperature,
+                                  where, keepdims, backend)
 
 
 def _flat_strides(shape: tuple[int, ...], axes: tuple[int, ...]) -> list[int]:
@@ -331,16 +340,8 @@ def _argmax_state(call: _Call, tau: float, float64: bool) -> Any:
 def soft_argmax(x: Any, axis: Any = -1, *, temperature: float = 1.0, where: Any = None,
                 keepdims: bool = False, backend: str | None = None) -> Any:
     """:func:`fastops.soft_argmax` of dask arrays (lazy)."""
-    call = _Call("soft_argmax", x, axis, where, backend=backend,
-                 sample_kwargs={"temperature": temperature})
-    spec = call.spec
-    if call.whole_axes:
-        fn = _inmemory().soft_argmax
-        return call.blockwise_reduction(
-            lambda xb, bb, wb: fn(xb, axis=spec.axes, temperature=temperature, where=wb,
-                                  keepdims=keepdims), keepdims, spec.dtype)
-    merged = _argmax_state(call, float(temperature), float64=False)
-    return call.finish(merged, 1, keepdims, spec.dtype)
+    return _temperature_reduction("soft_argmax", _argmax_state, 1, x, axis, temperature,
+                                  where, keepdims, backend)
 
 
 # --------------------------------------------------------------------------------------------
