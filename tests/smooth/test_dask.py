@@ -201,3 +201,31 @@ def test_float64_smooth_max_of_any_layout(shape, axis, dtype, rng):
     # float32 kernels sum exponentials of float32 differences: an absolute error of a few
     # float32 eps in L, never one proportional to |L| (300 x 6e-8 = 2e-5 when rounded)
     np.testing.assert_allclose(got, ref, rtol=1e-14, atol=0.0 if dtype == np.float64 else 1e-6)
+
+
+def test_tasks_run_serially_when_blocks_fill_the_cores(monkeypatch):
+    """With at least a block per core, each task's kernels run on one thread (dask's threads
+    fill the cores); with fewer blocks, on the caller's thread count."""
+    import os
+
+    import fastops.smooth as smooth
+
+    seen = []
+    real = smooth.logsumexp
+
+    def recording(*args, **kwargs):
+        seen.append(fastops.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(smooth, "logsumexp", recording)
+    x = np.random.default_rng(0).standard_normal((8 * (os.cpu_count() or 1), 5))
+    lazy = fastops.logsumexp(da.from_array(x, chunks=(1, 5)), axis=1)
+    seen.clear()  # the argument check's sample call ran in the caller
+    lazy.compute(scheduler="synchronous")
+    assert seen and set(seen) == {1}
+    with fastops.threads(min(2, fastops.get_num_threads())):
+        expected = fastops.get_num_threads()
+        lazy = fastops.logsumexp(da.from_array(x, chunks=-1), axis=1)
+        seen.clear()
+        lazy.compute(scheduler="synchronous")
+    assert seen and set(seen) == {expected}
