@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .. import _checks, _threads
-from .._dask import dask_aware
+from .._dask import any_dask, dask_aware
 from .._dispatch import array_module, resolve_backend
 from .._rows import as_contiguous, as_dtype
 from . import reference
@@ -295,6 +295,10 @@ def orthogonality_penalties_and_grads(Ws: Any, kind: str = "frobenius", *, weigh
     """
     func = "orthogonality_penalties_and_grads"
     arrays_in = tuple(Ws) if isinstance(Ws, list | tuple) else ()
+    if any_dask(*arrays_in):  # a lazy total and lazy gradients (orthogonality/dask.py)
+        from .dask import orthogonality_penalties_and_grads as lazy
+
+        return lazy(Ws, kind, weights=weights, backend=backend)
     name = resolve_backend(func, arrays_in, backend)
     if name == "numpy":
         return reference.orthogonality_penalties_and_grads(Ws, kind, weights=weights)

@@ -26,7 +26,8 @@ from .._dask import as_dask
 from .._dispatch import array_module
 from .reference import KINDS
 
-__all__ = ["orthogonality_penalty", "orthogonality_penalty_and_grad"]
+__all__ = ["orthogonality_penalties_and_grads", "orthogonality_penalty",
+           "orthogonality_penalty_and_grad"]
 
 _F64 = np.float64
 
@@ -162,3 +163,31 @@ def orthogonality_penalty_and_grad(W: Any, kind: str = "frobenius", *,
                                    backend: str | None = None) -> tuple[Any, Any]:
     """:func:`fastops.orthogonality_penalty_and_grad` of a dask array (lazy)."""
     return _penalty("orthogonality_penalty_and_grad", W, kind, True, backend)
+
+
+def orthogonality_penalties_and_grads(Ws: Any, kind: str = "frobenius", *, weights: Any = None,
+                                      backend: str | None = None) -> tuple[Any, list]:
+    """:func:`fastops.orthogonality_penalties_and_grads` with dask kernels among ``Ws``
+    (lazy): each kernel as :func:`orthogonality_penalty_and_grad` (in-memory ones become
+    one-chunk dask arrays), the total a dask scalar ``Σ_i weights[i] · sum(penalty_i)``."""
+    import dask.array as da
+
+    func = "orthogonality_penalties_and_grads"
+    if backend not in (None, "numba", "cupy"):
+        raise ValueError(f"{func}: backend must be None for dask arrays (each chunk's array "
+                         f"type picks it), got {backend!r}")
+    if not isinstance(Ws, list | tuple):
+        raise TypeError(f"{func}: Ws must be a list or tuple of arrays; got {type(Ws).__name__}")
+    arrays = [as_dask(W) for W in Ws]
+    # the in-memory call's errors (each kernel's dtype and rank, kind, weights) on samples
+    total, _ = _inmemory().orthogonality_penalties_and_grads(
+        [np.ones((1,) * W.ndim, W.dtype) for W in arrays], kind, weights=weights)
+    ws = [1.0] * len(arrays) if weights is None else [float(w) for w in weights]
+    parts, grads = [], []
+    for W, w in zip(arrays, ws, strict=True):
+        value, grad = _penalty("orthogonality_penalty_and_grad", W, kind, True, None)
+        parts.append(w * value.astype(_F64).sum())
+        grads.append(w * grad)
+    dtype = np.asarray(total).dtype
+    summed = da.stack(parts).sum() if parts else da.zeros((), dtype=_F64)
+    return summed.astype(dtype), grads

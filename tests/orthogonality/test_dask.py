@@ -82,3 +82,23 @@ def test_errors_at_the_call():
         fastops.orthogonality_penalty_and_grad(da.zeros(4, chunks=2))
     with pytest.raises(ValueError, match="orthogonality_penalty: backend"):
         fastops.orthogonality_penalty(da.zeros((4, 3), chunks=2), backend="numpy")
+
+
+def test_list_of_kernels_with_dask_members(rng):
+    """Dask and in-memory kernels of several shapes and dtypes in one list, with weights: the
+    in-memory call's total and gradients (lazy); the in-memory call's errors."""
+    Ws = [random_matrix(rng, (40, 6), np.float32), random_matrix(rng, (2, 5, 9), np.float64),
+          random_matrix(rng, (7, 3), np.float64)]
+    weights = [1.0, 0.5, 2.0]
+    want_total, want_grads = fastops.orthogonality_penalties_and_grads(Ws, weights=weights)
+    mixed = [da.from_array(Ws[0], chunks=(9, 6)), da.from_array(Ws[1], chunks=(1, 5, 4)), Ws[2]]
+    total, grads = fastops.orthogonality_penalties_and_grads(mixed, weights=weights)
+    assert isinstance(total, da.Array) and all(isinstance(g, da.Array) for g in grads)
+    total, *grads = da.compute(total, *grads)
+    assert total.dtype == np.asarray(want_total).dtype
+    np.testing.assert_allclose(total, want_total, rtol=1e-5)
+    for got, want in zip(grads, want_grads, strict=True):
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="orthogonality_penalties_and_grads: weights"):
+        fastops.orthogonality_penalties_and_grads(mixed, weights=[1.0])
