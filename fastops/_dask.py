@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["aligned", "any_dask", "as_dask", "block_states", "dask_aware", "flat_runs",
-           "is_dask", "merge_states", "normalise_axes", "serial_tasks", "state_reduction", "task"]
+           "is_dask", "merge_states", "meta_like", "namespace", "serial_tasks",
+           "state_reduction", "task"]
 
 
 def is_dask(a: Any) -> bool:
@@ -54,26 +55,6 @@ def dask_aware(module: str) -> Callable[[Callable[..., Any]], Callable[..., Any]
         return call
 
     return decorate
-
-
-def normalise_axes(func: str, axis: Any, ndim: int) -> tuple[int, ...]:
-    """``axis`` (None, an int or a tuple of ints) as sorted non-negative axes of an ndim array,
-    with the same errors as the in-memory call."""
-    if axis is None:
-        return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-    out = []
-    for ax in axes:
-        if not isinstance(ax, (int, np.integer)) or isinstance(ax, bool):
-            raise TypeError(f"{func}: axis must be None, an int or a tuple of ints, got "
-                            f"{axis!r}")
-        if not -ndim <= ax < ndim:
-            raise ValueError(f"{func}: axis {ax} is out of bounds for an array of dimension "
-                             f"{ndim}")
-        out.append(int(ax) % ndim)
-    if len(set(out)) != len(out):
-        raise ValueError(f"{func}: axis {axis!r} repeats an axis")
-    return tuple(sorted(out))
 
 
 def aligned(func: str, name: str, value: Any, like: Any) -> Any:
@@ -154,6 +135,20 @@ def flat_runs(location: Sequence[tuple[int, int]], dims: tuple[int, ...]
     return runs
 
 
+def namespace(block: Any) -> Any:
+    """The array module of a block (numpy or cupy), by fastops' own dispatch."""
+    from ._dispatch import array_module, resolve_backend
+
+    return array_module(resolve_backend("fastops", (block,), None))
+
+
+def meta_like(x: Any, ndim: int, dtype: Any) -> Any:
+    """A 0-size array of ``ndim`` dimensions and ``dtype`` of x's chunk type (dask's meta)."""
+    from dask.array.utils import meta_from_array
+
+    return meta_from_array(x._meta, ndim=ndim, dtype=dtype)
+
+
 def block_starts(block_info: dict | None, axes: Sequence[int]) -> tuple[int, ...]:
     """The block's first index along each of ``axes`` (from map_blocks' block_info)."""
     if block_info is None:  # dask's meta inference calls with no block_info
@@ -172,7 +167,8 @@ def block_states(partial: Callable[..., Any], arrays: Sequence[Any], axes: tuple
     x = arrays[0]
     chunks = tuple((1,) * len(c) if i in axes else c for i, c in enumerate(x.chunks))
     return da.map_blocks(task(partial, serial), *arrays, chunks=chunks + ((fields,),),
-                         new_axis=x.ndim, dtype=np.float64, meta=_states_meta(x))
+                         new_axis=x.ndim, dtype=np.float64,
+                         meta=meta_like(x, x.ndim + 1, np.float64))
 
 
 def merge_states(states: Any, merge: Callable[..., Any], axes: tuple[int, ...],
@@ -189,13 +185,6 @@ def merge_states(states: Any, merge: Callable[..., Any], axes: tuple[int, ...],
     return da.reduction(states, chunk=step, combine=step, aggregate=step, axis=axes,
                         keepdims=True, dtype=np.float64, concatenate=True,
                         split_every=split_every, meta=states._meta)
-
-
-def _states_meta(x: Any) -> Any:
-    meta = np.empty((0,) * (x.ndim + 1), np.float64)
-    if hasattr(x._meta, "__cuda_array_interface__"):  # CuPy chunks: CuPy states
-        meta = type(x._meta)(meta.shape, np.float64)
-    return meta
 
 
 def state_reduction(partial: Callable[..., Any], merge: Callable[..., Any],

@@ -19,6 +19,7 @@ import numpy as np
 from .. import _checks
 from .._dask import as_dask, flat_runs, is_dask
 from ..random import check_offset, check_uint64
+from . import _same_shape
 
 __all__ = ["gmm_score", "langevin_step"]
 
@@ -41,9 +42,7 @@ def langevin_step(x: Any, score: Any, step_size: float, *, seed: int, step: int,
                          "use the returned array")
     x = as_dask(x)
     score = as_dask(score)
-    if tuple(score.shape) != tuple(x.shape):
-        raise ValueError(f"{func}: score must have the shape of x, {tuple(x.shape)}; "
-                         f"got {tuple(score.shape)}")
+    _same_shape(func, "score", score, "x", tuple(x.shape))
     step_size = _checks.real_number(func, "step_size", step_size, positive=True)
     noise_scale = _checks.real_number(func, "noise_scale", noise_scale, nonnegative=True)
     seed = check_uint64(func, "seed", seed)

@@ -22,8 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .._dask import as_dask
-from .._dispatch import array_module
+from .._dask import as_dask, meta_like, namespace
 from .reference import KINDS
 
 __all__ = ["orthogonality_penalties_and_grads", "orthogonality_penalty",
@@ -38,10 +37,6 @@ def _inmemory() -> Any:
     return orthogonality
 
 
-def _xp(block: Any) -> Any:
-    return array_module("cupy" if hasattr(block, "__cuda_array_interface__") else "numba")
-
-
 def _swap(a: Any) -> Any:
     return a.swapaxes(-1, -2)
 
@@ -52,7 +47,7 @@ def _penalty_of_gram(kind: str, small: bool, d: int, k: int) -> Any:
     side, whose correction ``- 4 W diag(||w_j||²)`` the caller adds (``sq4``: Σ_j ||w_j||⁴)."""
 
     def penalty(G: Any, sq4: Any = None) -> tuple[Any, Any]:
-        xp = _xp(G)
+        xp = namespace(G)
         eye = xp.eye(G.shape[-1], dtype=_F64)
         finite = xp.isfinite(G).all(axis=(-2, -1))
         if kind == "frobenius":
@@ -113,9 +108,7 @@ def _gram_path(W: Any, kind: str, with_grad: bool, dtype: np.dtype) -> Any:
     chunks = batch_chunks + (((s,), (1,) * nblocks) if small else ((1,) * nblocks, (s,))) \
         + ((s,),)
     grams = da.map_blocks(block_gram, W, chunks=chunks, new_axis=W.ndim, dtype=_F64,
-                          meta=np.empty((0,) * (W.ndim + 1), _F64)
-                          if not hasattr(W._meta, "__cuda_array_interface__")
-                          else type(W._meta)((0,) * (W.ndim + 1), _F64))
+                          meta=meta_like(W, W.ndim + 1, _F64))
     G = grams.sum(axis=W.ndim - 1 if small else W.ndim - 2)  # (..., s, s), a tree sum
     sq = (W.astype(_F64) ** 2).sum(axis=-2) if (kind == "offdiag" and small) else None
     penalty = _penalty_of_gram(kind, small, d, k)

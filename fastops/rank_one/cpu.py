@@ -329,7 +329,9 @@ def _logdet_impl(x, ix, y, iy, out, work):
                 break
             for b in range(lo, hi):
                 # (_dot_s's loop written out: a call with row views, once per entry, costs
-                # their reference counting, see _grid_dot; _dot_s serves the few-item kernels)
+                # their reference counting, see _grid_dot; _dot_s serves the few-item kernels.
+                # A _dot_s taking arrays and indices instead: logdet (65536, 64) float32 2.8 ->
+                # 3.2 ms, one thread, thread_time medians of 31 in 2 alternating runs, 2026-12-03)
                 xr = x[_at(ix, b)]
                 yr = y[_at(iy, b)]
                 s = 0.0

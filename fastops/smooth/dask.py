@@ -28,18 +28,19 @@ from typing import Any
 
 import numpy as np
 
+from .. import _checks
 from .._dask import (
     aligned,
     as_dask,
     block_starts,
     block_states,
     merge_states,
-    normalise_axes,
+    meta_like,
+    namespace,
     serial_tasks,
     state_reduction,
     task,
 )
-from .._dispatch import array_module
 
 __all__ = [
     "logsumexp", "smooth_max", "soft_argmax", "softmax", "log_softmax", "logsumexp_backward",
@@ -51,11 +52,6 @@ def _inmemory() -> Any:
     from .. import smooth
 
     return smooth
-
-
-def _xp(block: Any) -> Any:
-    """The array module of a block (NumPy or CuPy)."""
-    return array_module("cupy" if hasattr(block, "__cuda_array_interface__") else "numba")
 
 
 @dataclass(frozen=True)
@@ -93,7 +89,7 @@ class _Call:
                              f"array type picks it), got {backend!r}")
         self.func = func
         self.x = as_dask(x)
-        self.axes = normalise_axes(func, axis, self.x.ndim)
+        self.axes = _checks.normalize_axes(func, axis, self.x.ndim)
         self.where = aligned(func, "where", where, self.x)
         self.b = aligned(func, "b", b, self.x)
         sample = np.ones((1,) * self.x.ndim, self.x.dtype)
@@ -101,8 +97,8 @@ class _Call:
         for key, arr in (("b", self.b), ("where", self.where)):
             if arr is not None:
                 kwargs[key] = np.ones((1,) * self.x.ndim, arr.dtype)
-        self.sample = getattr(_inmemory(), func)(sample, axis=axis, **kwargs)
-        first = self.sample[0] if isinstance(self.sample, tuple) else self.sample
+        got = getattr(_inmemory(), func)(sample, axis=axis, **kwargs)
+        first = got[0] if isinstance(got, tuple) else got
         self.dtype = np.asarray(first).dtype
         self.whole_axes = all(self.x.numblocks[ax] == 1 for ax in self.axes)
         self.serial = serial_tasks(self.x)
@@ -115,9 +111,7 @@ class _Call:
         return [a for a in (self.x, self.b, self.where) if a is not None]
 
     def meta(self, dtype: Any, ndim: int) -> Any:
-        from dask.array.utils import meta_from_array
-
-        return meta_from_array(self.x._meta, ndim=ndim, dtype=dtype)
+        return meta_like(self.x, ndim, dtype)
 
     def blockwise_reduction(self, fn: Any, keepdims: bool, dtype: Any) -> Any:
         """``fn(x, b, where)`` per block when every reduced axis is one chunk: a reduction."""
@@ -185,7 +179,7 @@ class _Call:
 
 
 def _stack(*fields: Any) -> Any:
-    xp = _xp(fields[0])
+    xp = namespace(fields[0])
     return xp.stack([xp.asarray(f, dtype=np.float64) for f in fields], axis=-1)
 
 
@@ -204,16 +198,10 @@ def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
     lse = _inmemory().logsumexp
     signed = call.b is not None or return_sign
     dtype = spec.dtype
-    if call.whole_axes:
-        def whole(xb: Any, bb: Any, wb: Any, field: int) -> Any:
-            got = lse(xb, axis=spec.axes, b=bb, keepdims=keepdims, return_sign=return_sign,
-                      where=wb)
-            return got[field] if return_sign else got
-
-        if not return_sign:
-            return call.blockwise_reduction(lambda *bl: whole(*bl, 0), keepdims, dtype)
-        return tuple(call.blockwise_reduction(lambda *bl, f=f: whole(*bl, f), keepdims, dtype)
-                     for f in (0, 1))
+    if call.whole_axes and not return_sign:
+        return call.blockwise_reduction(
+            lambda xb, bb, wb: lse(xb, axis=spec.axes, b=bb, keepdims=keepdims, where=wb),
+            keepdims, dtype)
 
     def partial(*blocks: Any, block_info: Any = None) -> Any:
         xb, bb, wb = spec.unpack(blocks)
@@ -228,13 +216,16 @@ def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
                                return_sign=True))
         return _stack(lse(states[..., 0], axis=axes, keepdims=True))
 
-    merged = state_reduction(partial, merge, call.arrays, spec.axes, 2 if signed else 1,
-                             serial=call.serial)
+    states = block_states(partial, call.arrays, spec.axes, 2 if signed else 1,
+                          serial=call.serial)
+    # whole reduced axes: a block's state is already its rows' result (one call, no merge)
+    merged = states if call.whole_axes else merge_states(states, merge, spec.axes,
+                                                         serial=call.serial)
     if return_sign:
         return (call.finish(merged, 0, keepdims, dtype), call.finish(merged, 1, keepdims, dtype))
     if signed:  # a negative total has no logarithm: NaN, as the in-memory call
         def unsigned(states: Any) -> Any:
-            return _xp(states).where(states[..., 1] < 0, np.nan, states[..., 0])
+            return namespace(states).where(states[..., 1] < 0, np.nan, states[..., 0])
 
         return call.finish(merged, 0, keepdims, dtype, fix=unsigned)
     return call.finish(merged, 0, keepdims, dtype)
@@ -317,13 +308,13 @@ def _argmax_state(call: _Call, tau: float, float64: bool) -> Any:
         if len(spec.axes) == 1:  # the block's index is the global one shifted by its start
             start = block_starts(block_info, spec.axes)[0]
             return _stack(sm, smooth.soft_argmax(xb, **kw) + start)
-        xp = _xp(xb)
+        xp = namespace(xb)
         p = smooth.softmax(xb, axis=spec.axes, temperature=tau, where=wb).astype(np.float64)
         index = _flat_index(xp, spec, xb.shape, block_info)
         return _stack(sm, xp.sum(p * index, axis=spec.axes, keepdims=True))
 
     def merge(states: Any, axes: tuple[int, ...]) -> Any:
-        xp = _xp(states)
+        xp = namespace(states)
         sm, arg = states[..., 0], states[..., 1]
         total = smooth.smooth_max(sm, axis=axes, temperature=tau, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -353,7 +344,7 @@ def _probabilities(xb: Any, wb: Any, total: Any, tau: float, log: bool) -> Any:
     """softmax (log_softmax) of a block in float64 given its rows' smooth max ``total``, with
     the in-memory special values: a kept NaN (softmax: or +inf) makes its row NaN at the kept
     elements, a row with nothing kept or only -inf is 0 (-inf); masked elements get 0 (-inf)."""
-    xp = _xp(xb)
+    xp = namespace(xb)
     fill = -np.inf if log else 0.0
     with np.errstate(invalid="ignore", over="ignore"):
         d = (xb.astype(np.float64) - total) / tau
@@ -382,7 +373,7 @@ def _softmax(func: str, log: bool, x: Any, axis: Any, where: Any, temperature: f
         """The block's own softmax (the in-memory kernel, in x's dtype) rescaled to the row's:
         p = p_block exp((L_block - L)/τ), log p = log p_block + (L_block - L)/τ; rows whose
         smooth max is not finite (a NaN, a +inf, nothing kept) take the float64 formula."""
-        xp = _xp(xb)
+        xp = namespace(xb)
         if not bool(xp.isfinite(tb).all()):
             return _probabilities(xb, wb, tb, tau, log).astype(spec.dtype)
         shift = (lb - tb) / tau  # <= 0; -inf where the block keeps nothing of the row
@@ -447,19 +438,19 @@ def _softmax_backward(func: str, log: bool, y: Any, dy: Any, axis: Any, where: A
                               spec.dtype, dy)
 
     def live(yb: Any, wb: Any) -> Any:
-        xp = _xp(yb)
+        xp = namespace(yb)
         alive = yb != -np.inf if log else xp.ones(yb.shape, bool)
         return alive if wb is None else alive & wb
 
     def terms(yb: Any, bb: Any, wb: Any, dyb: Any, block_info: Any = None) -> Any:
-        xp = _xp(yb)
+        xp = namespace(yb)
         t = dyb.astype(np.float64) if log else yb.astype(np.float64) * dyb
         return xp.where(live(yb, wb), t, 0.0)
 
     total = call.blockwise(terms, np.float64, dy).sum(axis=spec.axes, keepdims=True)
 
     def grad(yb: Any, bb: Any, wb: Any, dyb: Any, sb: Any, block_info: Any = None) -> Any:
-        xp = _xp(yb)
+        xp = namespace(yb)
         y64, dy64 = yb.astype(np.float64), dyb.astype(np.float64)
         g = sc * (dy64 - xp.exp(y64) * sb) if log else sc * y64 * (dy64 - sb)
         return xp.where(live(yb, wb), g, 0.0).astype(spec.dtype)
@@ -498,7 +489,7 @@ def _prob_backward(func: str, index_weighted: bool, x: Any, dout: Any, axis: Any
 
     def grad(xb: Any, bb: Any, wb: Any, db: Any, tb: Any, ab: Any = None,
              block_info: Any = None) -> Any:
-        xp = _xp(xb)
+        xp = namespace(xb)
         p = _probabilities(xb, wb, tb, tau, False)
         d64 = db.astype(np.float64)
         if not index_weighted:

@@ -25,45 +25,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
                       "pip install -e '.[torch]' in a fastops checkout") from exc
 
 from . import _ops as ops  # noqa: F401  (the custom ops, registered on import)
-from .functional import (
-    expm_rank1_apply,
-    expm_rank1_chain_apply,
-    expm_rank1_logdet,
-    gmm_score,
-    langevin_step,
-    langevin_step_,
-    log_softmax,
-    logsumexp,
-    mala_step,
-    orthogonality_penalties,
-    orthogonality_penalty,
-    smooth_max,
-    soft_argmax,
-    softmax,
-    som_penalty,
-    spectral_norm,
-)
+from . import functional
+from .functional import *  # noqa: F403  (the functions of functional.__all__)
 from .modules import OrthogonalityRegularizer, Rank1ExpFlow, SpectralNorm
 
-__all__ = [
-    "OrthogonalityRegularizer",
-    "Rank1ExpFlow",
-    "SpectralNorm",
-    "expm_rank1_apply",
-    "expm_rank1_chain_apply",
-    "expm_rank1_logdet",
-    "gmm_score",
-    "langevin_step",
-    "langevin_step_",
-    "log_softmax",
-    "logsumexp",
-    "mala_step",
-    "ops",
-    "orthogonality_penalties",
-    "orthogonality_penalty",
-    "smooth_max",
-    "soft_argmax",
-    "softmax",
-    "som_penalty",
-    "spectral_norm",
-]
+__all__ = ["OrthogonalityRegularizer", "Rank1ExpFlow", "SpectralNorm", "ops",
+           *functional.__all__]

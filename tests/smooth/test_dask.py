@@ -88,10 +88,11 @@ def test_logsumexp_with_weights(return_sign, rng):
     for b in (rng.standard_normal((7, 1)), da.from_array(rng.random((7, 10)), chunks=3)):
         b_host = np.asarray(b)
         case = make_case("logsumexp", x, 1, rng, b=b_host, return_sign=return_sign)
-        got = fastops.logsumexp(da.from_array(x, chunks=(4, 3)), axis=1, b=b,
-                                return_sign=return_sign)
-        with np.errstate(invalid="ignore"):
-            _check(case, got, f"b {type(b).__name__}")
+        for chunks in ((4, 3), (4, 10)):  # the reduced axis chunked, or whole
+            got = fastops.logsumexp(da.from_array(x, chunks=chunks), axis=1, b=b,
+                                    return_sign=return_sign)
+            with np.errstate(invalid="ignore"):
+                _check(case, got, f"b {type(b).__name__} chunks={chunks}")
 
 
 @pytest.mark.parametrize("keepdims", [False, True])
