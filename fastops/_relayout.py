@@ -14,12 +14,8 @@ parallel through :class:`fastops._numba.Launch`: the (4096, 4096) float32 transp
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 
-import numba
 import numpy as np
 from numba import prange, types
 from numba.extending import overload
@@ -159,136 +155,6 @@ def convert_into(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
             (variant, work):
         _convert[variant](_bits(src).reshape(-1), _bits(dst).reshape(-1), work)
     return dst
-
-
-#: float32 elements in a slab of half_rows: 1 MiB, so that a slab converted to float32, the
-#: kernel's output for it and the conversion back stay in L2 (2 MiB per core on the development
-#: VM) instead of streaming input-sized float32 arrays through memory.
-_SLAB_ELEMENTS = 1 << 18
-
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    """The threads half_rows runs slabs on besides the caller (created on first use)."""
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=max(1, numba.config.NUMBA_NUM_THREADS - 1),
-                                   thread_name_prefix="fastops-half")
-    return _POOL
-
-
-def half_rows(kernel: Callable[..., Any], x16: np.ndarray, *args: Any) -> Any:
-    """``kernel(x, *args)`` for float16 rows ``x16`` (rows, n), C-contiguous, run slab by slab
-    of rows in float32: the kernels have no float16 arithmetic (Numba has none on the CPU), and
-    converting the whole input first wrote an input-sized float32 copy and page-faulted it in
-    (softmax of (4096, 4096) float16: 72 ms, float32 32 ms; 2026-12-03).
-
-    Per slab of rows ``r0:r1``: ``x16`` and every other float16 ``(rows, n)`` argument are
-    converted into float32 buffers (one per thread, reused), other ``(rows, n)`` and
-    ``(rows,)`` arrays are sliced, a ``(rows2d, index)`` pair (fastops._rows.RowPair) gets its
-    index sliced, anything else is passed as it is. Of the kernel's result (an array or a tuple
-    of arrays), ``(r, n)`` arrays are converted back into a float16 ``(rows, n)`` result,
-    others (per-row values) copied into a ``(rows,)`` result of their dtype.
-
-    The slabs are shared out dynamically over the caller's thread and as many pool threads as
-    its thread count allows (fastops.threads), each running the kernel serially: a slab is far
-    below fastops._numba.PARALLEL_MIN_NS, so the kernels' own parallel regions would not start.
-    Serial row kernels take every row whole, so a row's result has the bits of the float32
-    call on one thread (a parallel call with fewer than 2 x threads long rows splits them into
-    segments: fastops.smooth.cpu._segments).
-    """
-    rows, n = x16.shape
-    threads = numba.get_num_threads()
-    if not _half_conversion_works():
-        threads, slab = 1, rows
-    else:
-        slab = max(1, _SLAB_ELEMENTS // max(n, 1))
-    starts = iter(range(0, rows, slab))
-    first = next(starts)
-    results, single = _run_slab(kernel, x16, args, first, min(rows, first + slab), {}, None)
-
-    def work_through_slabs() -> None:
-        buffers: dict[int, np.ndarray] = {}
-        for r0 in starts:  # next() on a shared range iterator is atomic under the GIL
-            _run_slab(kernel, x16, args, r0, min(rows, r0 + slab), buffers, results)
-
-    helpers = min(threads - 1, -(-rows // slab) - 1)
-    futures = [_pool().submit(_serially, work_through_slabs) for _ in range(helpers)]
-    with _serial_thread():
-        work_through_slabs()
-    for future in futures:
-        future.result()
-    return results[0] if single else tuple(results)
-
-
-def _run_slab(kernel: Callable[..., Any], x16: np.ndarray, args: tuple[Any, ...], r0: int,
-              r1: int, buffers: dict[int, np.ndarray], results: list[np.ndarray] | None
-              ) -> tuple[list[np.ndarray], bool]:
-    """One slab of half_rows; allocates ``results`` when given None (the first slab)."""
-    rows, n = x16.shape
-    sliced = [_slab_of(arg, r0, r1, (rows, n), buffers, k)
-              for k, arg in enumerate((x16,) + args)]
-    with _serial_thread():
-        got = kernel(*sliced)
-    single = not isinstance(got, tuple)
-    parts = (got,) if single else got
-    if results is None:
-        results = [np.empty((rows, n), np.float16) if part.ndim == 2 else
-                   np.empty((rows,) + part.shape[1:], part.dtype) for part in parts]
-    for part, result in zip(parts, results, strict=True):
-        if part.ndim == 2:
-            _to_half(part, result[r0:r1])
-        else:
-            result[r0:r1] = part
-    return results, single
-
-
-def _serially(fn: Callable[[], None]) -> None:
-    with _serial_thread():
-        fn()
-
-
-@contextmanager
-def _serial_thread() -> Iterator[None]:
-    """Numba's thread mask of the calling thread at 1 (every Launch serial) for the block."""
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
-
-
-def _slab_of(arg: Any, r0: int, r1: int, shape: tuple[int, int],
-             buffers: dict[int, np.ndarray], key: int) -> Any:
-    """Rows r0:r1 of one kernel argument of half_rows (see there)."""
-    rows, n = shape
-    if isinstance(arg, tuple) and len(arg) == 2 and isinstance(arg[1], np.ndarray):
-        return arg[0], arg[1][r0:r1]  # a RowPair: the distinct rows stay whole
-    if not isinstance(arg, np.ndarray) or arg.shape[:1] != (rows,):
-        return arg
-    if arg.dtype != np.float16 or arg.ndim != 2:
-        return arg[r0:r1]
-    buf = buffers.get(key)
-    if buf is None:
-        buf = buffers[key] = np.empty((min(rows, r1 - r0), n), np.float32)
-    part = buf[:r1 - r0]
-    return _to_float(arg[r0:r1], part)
-
-
-def _to_float(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    if _half_conversion_works():
-        return convert_into(src, dst)
-    dst[...] = src
-    return dst
-
-
-def _to_half(src: np.ndarray, dst: np.ndarray) -> None:
-    if _half_conversion_works():
-        convert_into(src, dst)
-    else:
-        dst[...] = src
 
 
 def rows_copy(arr: np.ndarray, axes: tuple[int, ...], rows: int, n: int, dtype: Any

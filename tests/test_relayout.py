@@ -160,15 +160,18 @@ def test_ops_through_the_fast_copies(op, kwargs, rng):
     assert_close(got, ref, np.float16, scale=scale * 1e-3, err_msg=op)
 
 
-# float16 rows slab by slab (half_rows): small slabs, so that every case has many of them, on
-# one thread and on the pool; every row's result must have the bits of the float32 call on
-# one thread (the kernels take each row whole), rounded once to float16.
+# float16 on the CPU: the kernels read the float16 bits, compute in float32 and round each
+# result once to float16 (fastops._vecmath.load / store), so a float16 call has the bits of the
+# same call on the input widened to float32, rounded to float16: rows, broadcast masks and
+# weights, the column kernels (axis 0), float16 and float32 dy.
 _HALF_CASES = [
     ("logsumexp", {"axis": -1}, ()),
     ("logsumexp", {"axis": -1, "where": "key"}, ()),
     ("logsumexp", {"axis": 1, "b": "weights"}, ()),
     ("softmax", {"axis": -1, "where": "key"}, ()),
-    ("log_softmax", {"axis": 0}, ()),  # the float16 transposing copy into rows first
+    ("log_softmax", {"axis": 0}, ()),  # the column kernels
+    ("softmax_backward", {"axis": 0}, ("dy16",)),
+    ("smooth_max_backward", {"axis": 0}, ("dout",)),
     ("smooth_max", {"axis": -1, "temperature": 0.5}, ()),
     ("soft_argmax", {"axis": -1}, ()),
     ("softmax_backward", {"axis": -1}, ("dy16",)),
@@ -183,8 +186,7 @@ _HALF_CASES = [
 @pytest.mark.parametrize(("op", "kwargs", "extra"), _HALF_CASES,
                          ids=[f"{op}-{i}" for i, (op, _, _) in enumerate(_HALF_CASES)])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_float16_rows_slab_by_slab(op, kwargs, extra, threads, rng, monkeypatch):
-    monkeypatch.setattr(_relayout, "_SLAB_ELEMENTS", 3 * 40)  # 3 rows of 40 per slab
+def test_float16_is_the_float32_computation_rounded_once(op, kwargs, extra, threads, rng):
     x = (rng.standard_normal((4, 25, 40)) * 3).astype(np.float16)
     kw = dict(kwargs)
     if kw.get("where") == "key":
@@ -193,7 +195,7 @@ def test_float16_rows_slab_by_slab(op, kwargs, extra, threads, rng, monkeypatch)
         kw["b"] = rng.random((1, 25, 1)).astype(np.float16)  # float16 result (promotion)
     if op in ("softmax_backward", "log_softmax_backward"):  # y: the forward op's output
         x = getattr(fastops, op.removesuffix("_backward"))(x, **kw)
-    per_row = (4, 25) if kw["axis"] == -1 else (4, 40)
+    per_row = tuple(np.delete(x.shape, kw["axis"]))
     values = {"dy16": x[::-1].copy(), "dy32": rng.standard_normal(x.shape).astype(np.float32),
               "dout": rng.standard_normal(per_row).astype(np.float32),
               "out": fastops.logsumexp(x.astype(np.float32), axis=-1)}
@@ -201,7 +203,7 @@ def test_float16_rows_slab_by_slab(op, kwargs, extra, threads, rng, monkeypatch)
     fn = getattr(fastops, op)
     with fastops.threads(threads):
         got = fn(*args, **kw)
-    with fastops.threads(1):
+    with fastops.threads(threads):
         expected = fn(*(a.astype(np.float32) if a.dtype == np.float16 else a for a in args),
                       **kw)
     assert got.dtype == np.float16
@@ -209,16 +211,15 @@ def test_float16_rows_slab_by_slab(op, kwargs, extra, threads, rng, monkeypatch)
 
 
 def test_float16_rows_make_no_float32_copy(rng):
-    """softmax of float16 rows allocates its float16 output and per-thread slab buffers, not
-    the input-sized float32 copies (input and output) the whole-array conversion made."""
+    """softmax of float16 rows allocates its float16 output only, not the input-sized
+    float32 copies (input and output) a conversion of the whole array made."""
     import tracemalloc
 
     x = rng.standard_normal((2048, 1024)).astype(np.float16)  # 4 MiB; in float32 8 MiB
-    fastops.softmax(x)  # compiled and the pool started outside the measurement
-    tracemalloc.start()
-    fastops.softmax(x)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    threads = fastops.get_num_threads()
-    slab_bytes = _relayout._SLAB_ELEMENTS * 4
-    assert peak < x.nbytes + 2 * threads * slab_bytes + (1 << 20), peak
+    for axis in (-1, 0):  # the row and the column kernels
+        fastops.softmax(x, axis=axis)  # compiled outside the measurement
+        tracemalloc.start()
+        fastops.softmax(x, axis=axis)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < x.nbytes + (1 << 20), (axis, peak)

@@ -49,6 +49,17 @@ _FORWARD_FUNCS = frozenset({"logsumexp", "smooth_max", "soft_argmax", "softmax",
                             "log_softmax"})
 
 
+def _to_bits(arg: Any) -> Any:
+    """A float16 NumPy array as its uint16 bits (what the CPU kernels take), else ``arg``."""
+    return arg.view(np.uint16) if isinstance(arg, np.ndarray) and arg.dtype == np.float16 \
+        else arg
+
+
+def _from_bits(result: Any) -> Any:
+    """A kernel result: the float16 the CPU column kernels return as uint16 bits, as float16."""
+    return result.view(np.float16) if result.dtype == np.uint16 else result
+
+
 class _Rows:
     """A validated call: backend, array module, layout and the canonical (rows, n) input."""
 
@@ -81,19 +92,21 @@ class _Rows:
         # view (stride 0 where it is broadcast; mask_columns); else x is copied into rows.
         self.view = None
         self.mask_columns = None
+        # float16 on the CPU stays float16: in rows (see rows_kernel), and for the column
+        # kernels as its uint16 bits, which they read and write in float16, computing in
+        # float32 (fastops._vecmath.load / store)
+        self.half = xp is np and x.dtype == np.float16
         forward = func in _FORWARD_FUNCS
         on_this_backend = backend == "numba" or forward
         masked_ok = mask is None or (backend == "numba" and forward)
         if walk_as_it_lies and on_this_backend and masked_ok and not self.empty:
-            self.view = column_view(x, self.axes, self.work_dtype)
+            self.view = column_view(x, self.axes, np.float16 if self.half else self.work_dtype)
             if self.view is not None and mask is not None:
                 if self.view.array.shape[2] > 1:
                     self.mask_columns = self.view.walk_broadcast(xp, mask)
                 if self.mask_columns is None:
                     self.view = None
         self.columns = None
-        # float16 on the CPU stays float16 in rows (see rows_kernel); the kernels run in float32
-        self.half = xp is np and x.dtype == np.float16
         if self.view is None:
             self.x = None if self.empty else \
                 self.layout.to_rows(xp, x, np.float16 if self.half else self.work_dtype)
@@ -101,27 +114,28 @@ class _Rows:
             self.x = self.view.rows
         else:
             self.x = None
-            self.columns = self.view.array
+            self.columns = self.view.array.view(np.uint16) if self.half else self.view.array
         # (distinct mask rows, row index): a mask broadcast over kept axes is not copied out
         self.mask = None if (mask is None or self.empty or self.view is not None) else \
             self.layout.broadcast_rows(xp, mask, np.bool_)
 
     def rows_kernel(self, kernel: Any, *args: Any) -> Any:
-        """``kernel(rows, *args)`` on the (rows, n) input; float16 rows on the CPU go slab by
-        slab through float32 buffers (fastops._relayout.half_rows), with the float16 (rows, n)
-        arguments from like_input."""
+        """``kernel(rows, *args)`` on the (rows, n) input. float16 on the CPU goes in as its
+        uint16 bits, x and the float16 (rows, n) arguments from like_input alike: the kernels
+        read and write them in float16 and compute in float32 (fastops._vecmath.load / store).
+        Before, slabs of rows went through float32 buffers: logsumexp of (4096, 4096)
+        float16 took 1.4-1.8x its float32 time, 1.0 now (2-core VM, 2026-12-03)."""
         if not self.half:
             return kernel(self.x, *args)
-        from .. import _relayout  # Numba: imported with the CPU kernels, not with fastops
-
-        return _relayout.half_rows(kernel, self.x, *args)
+        result = kernel(_to_bits(self.x), *(_to_bits(a) for a in args))
+        return tuple(map(_from_bits, result)) if isinstance(result, tuple) else _from_bits(result)
 
     def column_kernel(self, kernel: Any, *args: Any) -> Any:
         """``kernel(columns, *args)``, with ``mask=`` the walked mask when there is one (only
         the CPU's forward column kernels take it)."""
         if self.mask_columns is None:
-            return kernel(self.columns, *args)
-        return kernel(self.columns, *args, mask=self.mask_columns)
+            return _from_bits(kernel(self.columns, *args))
+        return _from_bits(kernel(self.columns, *args, mask=self.mask_columns))
 
     @property
     def row_dtype(self) -> np.dtype:
@@ -143,9 +157,14 @@ class _Rows:
         kernels get x: (rows, n) rows, or the (outer, n, inner) walk of ``view``."""
         arr = arr.reshape(self.layout.shape)  # a 0-d dy of a 0-d y (see input_shape)
         if self.view is None:
-            half = self.half and arr.dtype == np.float16  # converted slab by slab: rows_kernel
+            half = self.half and arr.dtype == np.float16  # read as float16: rows_kernel
             return self.layout.to_rows(self.xp, arr, np.float16 if half else self.work_dtype)
-        walked = self.view.walk(self.xp, arr, self.work_dtype)
+        if self.half and arr.dtype == np.float16:
+            walked = self.view.walk(self.xp, arr, np.float16)
+            if self.columns is not None:
+                return walked.view(np.uint16)  # as x (see __init__)
+        else:
+            walked = self.view.walk(self.xp, arr, self.work_dtype)
         return walked if self.columns is not None else walked.reshape(self.x.shape)
 
     def weights_arg(self, b: Any, dtype: Any) -> Any:
@@ -163,7 +182,7 @@ class _Rows:
     def reduction(self, rows1d: Any, keepdims: bool) -> Any:
         """A per-row result in the reduced shape; a NumPy scalar for 0-d results, as NumPy and
         SciPy return (CuPy keeps 0-d arrays, as CuPy does)."""
-        rows1d = rows1d.astype(self.out_dtype, copy=False)
+        rows1d = _from_bits(rows1d).astype(self.out_dtype, copy=False)
         out = self.layout.from_row_values(rows1d, keepdims) if self.view is None else \
             self.view.reduction(rows1d, keepdims)
         return out[()] if (out.ndim == 0 and self.xp is np) else out
@@ -171,7 +190,7 @@ class _Rows:
     def elementwise(self, rows2d: Any) -> Any:
         """A per-element result ((rows, n), or (outer, n, inner) from the column kernels) in
         the input's shape."""
-        rows2d = as_dtype(self.xp, rows2d, self.out_dtype)
+        rows2d = as_dtype(self.xp, _from_bits(rows2d), self.out_dtype)
         if self.view is None:
             out = self.layout.from_rows(self.xp, rows2d)
         else:

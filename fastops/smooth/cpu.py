@@ -37,7 +37,7 @@ from numba import prange
 
 from .._numba import WORKERS, Launch, inline, jit_pair, next_chunk, worth_parallel
 from .._rows import RowPair
-from .._vecmath import fast_exp, fast_log1p, maxnum
+from .._vecmath import fast_exp, fast_log1p, load, maxnum, store, work_type
 
 # Elements per block of the one-pass walk. 256 float64 are 2 KiB: the block's second read (the
 # exponentials, after its max) hits L1, and 256 is long enough that the per-block rescale is
@@ -74,8 +74,8 @@ _MIN_SEGMENT = 16384
 def _value(row, mrow, k, ninf):
     """Element k of a row (or block), or -inf when masked out."""
     if mrow is None:
-        return row[k]
-    return row[k] if mrow[k] else ninf
+        return load(row, k)
+    return load(row, k) if mrow[k] else ninf
 
 
 @inline
@@ -102,7 +102,7 @@ def _state(row, mrow, lo, hi, sc, with_index):
 
     Column indices in sj/cj are relative to lo.
     """
-    T = row.dtype.type
+    T = work_type(row)
     ninf = T(-np.inf)
     zero = T(0.0)
     one = T(1.0)
@@ -195,7 +195,7 @@ def _segment_bounds(t, nseg, n):
 
 def _reduce_rows_impl(x, mask, sc, with_index, out, work):
     """lse (with_index False) or soft_argmax (True) per row."""
-    T = x.dtype.type
+    T = work_type(x)
     inv_sc = 1.0 / sc
     for _worker in prange(work[WORKERS]):
         while True:
@@ -204,13 +204,13 @@ def _reduce_rows_impl(x, mask, sc, with_index, out, work):
                 break
             for r in range(start, stop):
                 m, s, c, sj, cj = _state(x[r], _mask_row(mask, r), 0, x.shape[1], T(sc), with_index)
-                out[r] = (_argmax_value(m, s, c, sj, cj) if with_index
+                store(out, r, _argmax_value(m, s, c, sj, cj) if with_index
                           else _lse_value(m, s, c, inv_sc))
 
 
 def _segment_states_impl(x, mask, sc, nseg, with_index, states, work):
     """states[r, g] = (m, s, c, sj, cj) of segment g of row r (for few, long rows)."""
-    T = x.dtype.type
+    T = work_type(x)
     for _worker in prange(work[WORKERS]):
         while True:
             start, stop = next_chunk(work)
@@ -279,15 +279,15 @@ _combine_states = numba.njit(cache=True, nogil=True, error_model="numpy")(_combi
 @inline
 def _nan_kept(mrow, fill, orow):
     """NaN at the kept elements of a row, fill at the masked-out ones."""
-    T = orow.dtype.type
+    T = work_type(orow)
     for j in range(orow.size):
-        orow[j] = T(np.nan) if (mrow is None or mrow[j]) else fill
+        store(orow, j, T(np.nan) if (mrow is None or mrow[j]) else fill)
 
 
 @inline
 def _write_softmax(row, mrow, sc, m, s, c, log, yrow):
     """softmax (or log_softmax) of a row (segment) into yrow, given the whole row's state."""
-    T = row.dtype.type
+    T = work_type(row)
     ninf = T(-np.inf)
     fill = ninf if log else T(0.0)
     # A kept NaN, or for softmax a kept +inf: NaN (checked first: NaN beats all -inf). For
@@ -298,24 +298,24 @@ def _write_softmax(row, mrow, sc, m, s, c, log, yrow):
         return
     if m == ninf:  # empty or all -inf row: all 0 (log: all -inf)
         for k in range(yrow.size):
-            yrow[k] = fill
+            store(yrow, k, fill)
         return
     if log:
         sc64 = np.float64(sc)
         m64 = np.float64(m)
         log_total = np.log1p(s + (c - 1.0))
         for k in range(yrow.size):
-            yrow[k] = T(sc64 * (np.float64(_value(row, mrow, k, ninf)) - m64) - log_total)
+            store(yrow, k, T(sc64 * (np.float64(_value(row, mrow, k, ninf)) - m64) - log_total))
     else:
         # A reciprocal and a product per element instead of a division: vector division costs
         # about 2.5 cycles per float64 element here, the product 0.1; one extra rounding.
         inv_total = T(1.0 / (s + c))
         for k in range(yrow.size):
-            yrow[k] = fast_exp(sc * (_value(row, mrow, k, ninf) - m)) * inv_total
+            store(yrow, k, fast_exp(sc * (_value(row, mrow, k, ninf) - m)) * inv_total)
 
 
 def _softmax_rows_impl(x, mask, sc, log, y, work):
-    T = x.dtype.type
+    T = work_type(x)
     for _worker in prange(work[WORKERS]):
         while True:
             start, stop = next_chunk(work)
@@ -328,7 +328,7 @@ def _softmax_rows_impl(x, mask, sc, log, y, work):
 
 
 def _softmax_segments_impl(x, mask, sc, log, nseg, row_state, y, work):
-    T = x.dtype.type
+    T = work_type(x)
     for _worker in prange(work[WORKERS]):
         while True:
             start, stop = next_chunk(work)
@@ -347,7 +347,7 @@ def _write_prob_grad(row, mrow, offset, sc, m, s, c, dout, y_mean, index_weighte
 
     ``offset`` is the column of row[0] within the full row (j = offset + k).
     """
-    T = row.dtype.type
+    T = work_type(row)
     ninf = T(-np.inf)
     zero = T(0.0)
     if m == T(np.inf) or s != s:  # a kept +inf or NaN (checked first: NaN beats all -inf)
@@ -355,7 +355,7 @@ def _write_prob_grad(row, mrow, offset, sc, m, s, c, dout, y_mean, index_weighte
         return
     if m == ninf:  # empty or all -inf row: no gradient
         for k in range(dxrow.size):
-            dxrow[k] = zero
+            store(dxrow, k, zero)
         return
     inv_total = T(1.0 / (s + c))  # a product per element instead of a division (_write_softmax)
     g = T(dout)
@@ -365,15 +365,15 @@ def _write_prob_grad(row, mrow, offset, sc, m, s, c, dout, y_mean, index_weighte
         for k in range(dxrow.size):
             p = fast_exp(sc * (_value(row, mrow, k, ninf) - m)) * inv_total
             w = T(g64 * np.float64(p) * (np.float64(k) - rel_mean))
-            dxrow[k] = w if (mrow is None or mrow[k]) else zero
+            store(dxrow, k, w if (mrow is None or mrow[k]) else zero)
     else:
         for k in range(dxrow.size):
             w = g * (fast_exp(sc * (_value(row, mrow, k, ninf) - m)) * inv_total)
-            dxrow[k] = w if (mrow is None or mrow[k]) else zero
+            store(dxrow, k, w if (mrow is None or mrow[k]) else zero)
 
 
 def _prob_grad_rows_impl(x, mask, sc, dout, index_weighted, dx, work):
-    T = x.dtype.type
+    T = work_type(x)
     for _worker in prange(work[WORKERS]):
         while True:
             start, stop = next_chunk(work)
@@ -388,7 +388,7 @@ def _prob_grad_rows_impl(x, mask, sc, dout, index_weighted, dx, work):
 
 
 def _prob_grad_segments_impl(x, mask, sc, dout, index_weighted, nseg, row_state, dx, work):
-    T = x.dtype.type
+    T = work_type(x)
     for _worker in prange(work[WORKERS]):
         while True:
             start, stop = next_chunk(work)
@@ -425,7 +425,7 @@ _TILE = 64
 @inline
 def _load_tile(x, mask, r0, tile):
     """tile[j, i] = x[r0 + i, j], or -inf where masked out or past the last row."""
-    ninf = x.dtype.type(-np.inf)
+    ninf = work_type(x)(-np.inf)
     nrows = min(_TILE, x.shape[0] - r0)
     # Flat views of the (contiguous) block of rows and of the tile: the transposing copy with
     # flat indices took 0.53 ns per float32 element against 0.77 with 2-D indices.
@@ -457,7 +457,7 @@ def _tile_state(tile, sc, m, s, c, sj, cj, with_index, store_exp):
     before the exponentials are taken), which the per-element outputs then reuse instead of
     computing each exp twice.
     """
-    T = tile.dtype.type
+    T = work_type(tile)
     ninf = T(-np.inf)
     zero = T(0.0)
     one = T(1.0)
@@ -500,8 +500,9 @@ def _tile_state(tile, sc, m, s, c, sj, cj, with_index, store_exp):
 @inline
 def _tile_buffers(x):
     """The (n, _TILE) tile, five per-row buffers in the working dtype and two in float64."""
-    tile = np.empty((x.shape[1], _TILE), x.dtype)
-    stats = np.empty((5, _TILE), x.dtype)
+    T = work_type(x)
+    tile = np.empty((x.shape[1], _TILE), T)
+    stats = np.empty((5, _TILE), T)
     wide = np.empty((2, _TILE), np.float64)
     return tile, stats[0], stats[1], stats[2], stats[3], stats[4], wide[0], wide[1]
 
@@ -510,7 +511,7 @@ def _tile_buffers(x):
 def _fix_bad_rows(mask, r0, nrows, m, s, fill, inf_is_bad, out):
     """Rows holding a kept NaN (or, with inf_is_bad, a kept +inf): NaN at the kept elements,
     fill at the masked ones."""
-    T = out.dtype.type
+    T = work_type(out)
     for i in range(nrows):
         if s[i] != s[i] or (inf_is_bad and m[i] == T(np.inf)):
             _nan_kept(_mask_row(mask, r0 + i), fill, out[r0 + i])
@@ -533,12 +534,12 @@ def _transpose_from(flat_tile, mask, r0, n, nrows, fill, block):
 def _row_from_tile(flat_tile, mrow, i, fill, row):
     for j in range(row.size):
         keep = mrow is None or mrow[j]
-        row[j] = flat_tile[j * _TILE + i] if keep else fill
+        store(row, j, flat_tile[j * _TILE + i] if keep else fill)
 
 
 def _short_reduce_impl(x, mask, sc, with_index, out, work):
     """lse (with_index False) or soft_argmax (True) of short rows."""
-    T = x.dtype.type
+    T = work_type(x)
     inv_sc = 1.0 / sc
     for _worker in prange(work[WORKERS]):
         while True:
@@ -556,16 +557,16 @@ def _short_reduce_impl(x, mask, sc, with_index, out, work):
                     for i in range(nrows):
                         finite = m[i] > T(-np.inf) and m[i] < T(np.inf)
                         mean = (np.float64(sj[i]) + cj[i]) / (np.float64(s[i]) + c[i])
-                        tile_out[i] = mean if finite else np.nan
+                        store(tile_out, i, mean if finite else np.nan)
                 else:
                     for i in range(nrows):
                         # c = 0 for empty rows: log1p(-1) = -inf, and m is -inf as well
                         log_total = fast_log1p(np.float64(s[i]) + (np.float64(c[i]) - 1.0))
-                        tile_out[i] = np.float64(m[i]) + log_total * inv_sc
+                        store(tile_out, i, np.float64(m[i]) + log_total * inv_sc)
 
 
 def _short_softmax_impl(x, mask, sc, log, y, work):
-    T = x.dtype.type
+    T = work_type(x)
     ninf = T(-np.inf)
     fill = ninf if log else T(0.0)
     sc64 = np.float64(sc)
@@ -600,7 +601,7 @@ def _short_softmax_impl(x, mask, sc, log, y, work):
 
 
 def _short_prob_grad_impl(x, mask, sc, dout, index_weighted, dx, work):
-    T = x.dtype.type
+    T = work_type(x)
     ninf = T(-np.inf)
     zero = T(0.0)
     sc64 = np.float64(sc)
@@ -694,7 +695,7 @@ def _column_state(plane, mplane, j0, j1, sc, with_index, bufs):
     call m[i] (in T) and s[i], c[i], sj[i], cj[i] (float64) hold column j0 + i's state.
     ``mplane``: None or the (n, inner) mask plane (any strides: a broadcast mask has 0s)."""
     m, bm, acc, cnt, accj, cntj, _, s, c, sj, cj = bufs
-    T = plane.dtype.type
+    T = work_type(plane)
     width = j1 - j0
     n = plane.shape[0]
     chunk = _COL_CHUNK_BYTES // plane.itemsize
@@ -721,7 +722,7 @@ def _column_block(plane, mplane, k0, k1, j0, j1, sc, with_index,
                   m, bm, acc, cnt, accj, cntj, s, c, sj, cj):
     """Rows k0..k1 of columns j0..j1 into their states (views of the chunk's columns): the
     block's column maxima, a rescale of the columns whose maximum grew, the block's sums."""
-    T = plane.dtype.type
+    T = work_type(plane)
     ninf = T(-np.inf)
     zero = T(0.0)
     one = T(1.0)
@@ -849,7 +850,7 @@ def _tile_bounds(t, tiles, width, inner):
 def _reduce_columns_impl(x, mask, sc, with_index, width, out, work):
     """lse (with_index False) or soft_argmax (True) over axis 1 of x (outer, n, inner) into
     out (outer, inner); mask None or a bool (outer, n, inner) of any strides."""
-    T = x.dtype.type
+    T = work_type(x)
     inv_sc = 1.0 / sc
     inner = x.shape[2]
     tiles = -(-inner // width)
@@ -865,8 +866,8 @@ def _reduce_columns_impl(x, mask, sc, with_index, width, out, work):
                 _column_state(x[o], _mask_plane(mask, o), j0, j1, T(sc), with_index, bufs)
                 orow = out[o, j0:j1]
                 for i in range(j1 - j0):
-                    orow[i] = (_argmax_value(m[i], s[i], c[i], sj[i], cj[i]) if with_index
-                               else _lse_value(m[i], s[i], c[i], inv_sc))
+                    store(orow, i, _argmax_value(m[i], s[i], c[i], sj[i], cj[i]) if with_index
+                          else _lse_value(m[i], s[i], c[i], inv_sc))
 
 
 @inline
@@ -883,7 +884,7 @@ def _column_segment_states_impl(x, mask, sc, with_index, width, nseg, states, wo
     segment g of the reduced axis (nseg segments): a task per (tile, segment), for the calls
     with fewer tiles than threads (index sums relative to the column start, as
     _segment_states_impl)."""
-    T = x.dtype.type
+    T = work_type(x)
     n = x.shape[1]
     inner = x.shape[2]
     tiles = -(-inner // width)
@@ -914,7 +915,7 @@ def _fill_masked(mrow, fill, yrow):
     if mrow is None:
         return
     for i in range(yrow.size):
-        yrow[i] = yrow[i] if mrow[i] else fill
+        store(yrow, i, load(yrow, i) if mrow[i] else fill)
 
 
 @inline
@@ -923,7 +924,7 @@ def _column_classes(m, s, width, fill, inf_is_bad, ok, special):
     inf_is_bad, a +inf one: log_softmax, see _write_softmax) and no NaN, else 0 with special[i]
     its value for every element: NaN for a kept NaN or +inf (checked first: NaN beats all
     -inf), ``fill`` for nothing kept or only -inf."""
-    T = ok.dtype.type
+    T = work_type(ok)
     for i in range(width):
         bad = s[i] != s[i] or (inf_is_bad and m[i] == T(np.inf))
         ok[i] = T(0.0) if (bad or m[i] == T(-np.inf)) else T(1.0)
@@ -935,7 +936,7 @@ def _write_softmax_columns(plane, mplane, k0, j0, j1, sc, log, m, coef, ok, spec
                            log_total, m64, out):
     """softmax / log_softmax of rows k0..k0+_COL_BLOCK of columns j0..j1 into ``out``, from
     the chunk's per-column write coefficients (views of the chunk's columns)."""
-    T = plane.dtype.type
+    T = work_type(plane)
     fill = T(-np.inf) if log else T(0.0)
     sc64 = np.float64(sc)
     w = j1 - j0
@@ -944,19 +945,19 @@ def _write_softmax_columns(plane, mplane, k0, j0, j1, sc, log, m, coef, ok, spec
         yrow = out[k, j0:j1]
         if log:
             for i in range(w):
-                val = T(sc64 * (np.float64(row[i]) - m64[i]) - log_total[i])
-                yrow[i] = val if ok[i] != T(0.0) else special[i]
+                val = T(sc64 * (np.float64(load(row, i)) - m64[i]) - log_total[i])
+                store(yrow, i, val if ok[i] != T(0.0) else special[i])
         else:
             for i in range(w):  # T(sc): a float64 sc would make this exp float64
-                val = fast_exp(T(sc) * (row[i] - m[i])) * coef[i]
-                yrow[i] = val if ok[i] != T(0.0) else special[i]
+                val = fast_exp(T(sc) * (load(row, i) - m[i])) * coef[i]
+                store(yrow, i, val if ok[i] != T(0.0) else special[i])
         _fill_masked(_mask_plane_row(mplane, k, j0, j1), fill, yrow)
 
 
 def _softmax_columns_impl(x, mask, sc, log, width, y, work):
     """softmax (or log_softmax) over axis 1 of x (outer, n, inner) into y of the same shape;
     masked elements get the fill (0, log: -inf), also in a NaN column."""
-    T = x.dtype.type
+    T = work_type(x)
     inner = x.shape[2]
     tiles = -(-inner // width)
     for _worker in prange(work[WORKERS]):
@@ -977,7 +978,7 @@ def _softmax_columns_impl(x, mask, sc, log, width, y, work):
 def _write_softmax_plane(plane, mplane, j0, j1, sc, log, bufs, out):
     """softmax / log_softmax of columns j0..j1 of ``plane`` (rows, inner) into ``out`` (the
     same shape), given the columns' states in ``bufs`` (m, s, c as _column_state leaves them)."""
-    T = plane.dtype.type
+    T = work_type(plane)
     fill = T(-np.inf) if log else T(0.0)
     m, _, coef, special, _, _, ok, s, c, log_total, m64 = bufs
     w = j1 - j0
@@ -1002,7 +1003,7 @@ def _write_softmax_plane(plane, mplane, j0, j1, sc, log, bufs, out):
 def _softmax_column_segments_impl(x, mask, sc, log, column_state, width, nseg, y, work):
     """The write of softmax_columns from merged per-column states (_column_states): a task per
     (tile, segment of the reduced axis), as _column_segment_states_impl."""
-    T = x.dtype.type
+    T = work_type(x)
     n = x.shape[1]
     inner = x.shape[2]
     tiles = -(-inner // width)
@@ -1029,27 +1030,27 @@ def _write_prob_grad_columns(plane, k0, j0, j1, sc, index_weighted, m, inv_total
                              special, g64, y_mean, out):
     """The prob-grad write of rows k0..k0+_COL_BLOCK of columns j0..j1 into ``out``, from the
     chunk's per-column coefficients (views of the chunk's columns)."""
-    T = plane.dtype.type
+    T = work_type(plane)
     w = j1 - j0
     for k in range(k0, min(k0 + _COL_BLOCK, plane.shape[0])):
         row = plane[k, j0:j1]
         dxrow = out[k, j0:j1]
         if index_weighted:  # branches stay outside the loops (see _state)
             for i in range(w):
-                p = fast_exp(T(sc) * (row[i] - m[i])) * inv_total[i]
+                p = fast_exp(T(sc) * (load(row, i) - m[i])) * inv_total[i]
                 val = T(g64[i] * np.float64(p) * (np.float64(k) - y_mean[i]))
-                dxrow[i] = val if ok[i] != T(0.0) else special[i]
+                store(dxrow, i, val if ok[i] != T(0.0) else special[i])
         else:  # inv_total holds dout / total in T (see _prob_grad_columns_impl)
             for i in range(w):
-                val = fast_exp(T(sc) * (row[i] - m[i])) * inv_total[i]
-                dxrow[i] = val if ok[i] != T(0.0) else special[i]
+                val = fast_exp(T(sc) * (load(row, i) - m[i])) * inv_total[i]
+                store(dxrow, i, val if ok[i] != T(0.0) else special[i])
 
 
 def _prob_grad_columns_impl(x, sc, dout, index_weighted, width, dx, work):
     """smooth_max_backward (index_weighted False) or soft_argmax_backward (True) over axis 1
     of x (outer, n, inner); dout (outer, inner) float64. The column state of each tile, then
     the write, as _write_prob_grad does for a row."""
-    T = x.dtype.type
+    T = work_type(x)
     inner = x.shape[2]
     tiles = -(-inner // width)
     for _worker in prange(work[WORKERS]):
@@ -1091,7 +1092,7 @@ def _prob_grad_columns_impl(x, sc, dout, index_weighted, width, dx, work):
 def _lse_backward_columns_impl(x, out, dout, width, dx, work):
     """dout * exp(x - out) over axis 1 of x (outer, n, inner), out/dout (outer, inner); 0 where
     x == -inf or out == -inf (as _lse_backward_row)."""
-    T = x.dtype.type
+    T = work_type(x)
     ninf = T(-np.inf)
     inner = x.shape[2]
     tiles = -(-inner // width)
@@ -1108,15 +1109,15 @@ def _lse_backward_columns_impl(x, out, dout, width, dx, work):
                     row = x[o, k, j0:j1]
                     dxrow = dx[o, k, j0:j1]
                     for i in range(j1 - j0):
-                        v = row[i]
+                        v = load(row, i)
                         g = drow[i] * fast_exp(v - orow[i])
-                        dxrow[i] = g if (v != ninf) & (orow[i] != ninf) else T(0.0)
+                        store(dxrow, i, g if (v != ninf) & (orow[i] != ninf) else T(0.0))
 
 
 def _softmax_backward_columns_impl(y, dy, sc, log, width, dx, work):
     """softmax_backward / log_softmax_backward over axis 1 of y, dy (outer, n, inner): the
     per-column sum in float64 (as _softmax_backward_row), then the write."""
-    T = y.dtype.type
+    T = work_type(y)
     ninf = T(-np.inf)
     zero = T(0.0)
     sc64 = np.float64(sc)
@@ -1138,23 +1139,24 @@ def _softmax_backward_columns_impl(y, dy, sc, log, width, dx, work):
                     dyrow = dy[o, k, j0:j1]
                     if log:  # branches stay outside the loops (see _softmax_backward_row)
                         for i in range(w):
-                            acc[i] += np.float64(dyrow[i]) if yrow[i] != ninf else 0.0
+                            acc[i] += np.float64(load(dyrow, i)) if load(yrow, i) != ninf else 0.0
                     else:
                         for i in range(w):
-                            acc[i] += np.float64(yrow[i]) * np.float64(dyrow[i])
+                            acc[i] += np.float64(load(yrow, i)) * np.float64(load(dyrow, i))
                 for k in range(y.shape[1]):
                     yrow = y[o, k, j0:j1]
                     dyrow = dy[o, k, j0:j1]
                     dxrow = dx[o, k, j0:j1]
                     if log:
                         for i in range(w):
-                            g = T(sc64 * (np.float64(dyrow[i])
-                                          - np.float64(fast_exp(yrow[i])) * acc[i]))
-                            dxrow[i] = g if yrow[i] != ninf else zero
+                            yi = load(yrow, i)
+                            g = T(sc64 * (np.float64(load(dyrow, i))
+                                          - np.float64(fast_exp(yi)) * acc[i]))
+                            store(dxrow, i, g if yi != ninf else zero)
                     else:
                         for i in range(w):
-                            dxrow[i] = T(sc64 * np.float64(yrow[i])
-                                         * (np.float64(dyrow[i]) - acc[i]))
+                            store(dxrow, i, T(sc64 * np.float64(load(yrow, i))
+                                              * (np.float64(load(dyrow, i)) - acc[i])))
 
 
 _reduce_columns = jit_pair(_reduce_columns_impl)
@@ -1173,19 +1175,19 @@ _softmax_backward_columns = jit_pair(_softmax_backward_columns_impl)
 
 @inline
 def _lse_backward_row(row, mrow, brow, o, d, dxrow):
-    T = row.dtype.type
+    T = work_type(row)
     ninf = T(-np.inf)
     zero = T(0.0)
     if o == ninf:  # empty row: no gradient (and no exp(-inf - -inf) = NaN)
         for k in range(row.size):
-            dxrow[k] = zero
+            store(dxrow, k, zero)
         return
     for k in range(row.size):
-        v = row[k]
+        v = load(row, k)
         w = T(1.0) if brow is None else brow[k]
         g = d * w * fast_exp(v - o)
         live = v != ninf and w != zero and (mrow is None or mrow[k])
-        dxrow[k] = g if live else zero
+        store(dxrow, k, g if live else zero)
 
 
 def _lse_backward_impl(x, b, mask, out, dout, dx, work):
@@ -1201,7 +1203,7 @@ def _lse_backward_impl(x, b, mask, out, dout, dx, work):
 
 @inline
 def _softmax_backward_row(yrow, dyrow, mrow, sc64, log, dxrow):
-    T = yrow.dtype.type
+    T = work_type(yrow)
     ninf = T(-np.inf)
     zero = T(0.0)
     # Pass 1: <dy, y> (softmax) or sum of dy (log_softmax), in float64: the gradient is a
@@ -1211,20 +1213,21 @@ def _softmax_backward_row(yrow, dyrow, mrow, sc64, log, dxrow):
     acc = 0.0
     if log:
         for k in range(yrow.size):
-            live = (mrow is None or mrow[k]) and yrow[k] != ninf
-            acc += np.float64(dyrow[k]) if live else 0.0
+            live = (mrow is None or mrow[k]) and load(yrow, k) != ninf
+            acc += np.float64(load(dyrow, k)) if live else 0.0
         for k in range(yrow.size):
-            live = (mrow is None or mrow[k]) and yrow[k] != ninf
-            g = T(sc64 * (np.float64(dyrow[k]) - np.float64(fast_exp(yrow[k])) * acc))
-            dxrow[k] = g if live else zero
+            yk = load(yrow, k)
+            live = (mrow is None or mrow[k]) and yk != ninf
+            g = T(sc64 * (np.float64(load(dyrow, k)) - np.float64(fast_exp(yk)) * acc))
+            store(dxrow, k, g if live else zero)
     else:
         for k in range(yrow.size):
             keep = mrow is None or mrow[k]
-            acc += np.float64(yrow[k]) * np.float64(dyrow[k]) if keep else 0.0
+            acc += np.float64(load(yrow, k)) * np.float64(load(dyrow, k)) if keep else 0.0
         for k in range(yrow.size):
             keep = mrow is None or mrow[k]
-            g = T(sc64 * np.float64(yrow[k]) * (np.float64(dyrow[k]) - acc))
-            dxrow[k] = g if keep else zero
+            g = T(sc64 * np.float64(load(yrow, k)) * (np.float64(load(dyrow, k)) - acc))
+            store(dxrow, k, g if keep else zero)
 
 
 def _softmax_backward_impl(y, dy, mask, sc, log, dx, work):
@@ -1260,11 +1263,11 @@ def _weighted_scan(xrow, brow, mrow):
     m = -np.inf
     for j in range(xrow.size):
         w = np.float64(brow[j])
-        m = maxnum(m, np.float64(xrow[j]) if _weight_kept(w, mrow, j) else -np.inf)
+        m = maxnum(m, np.float64(load(xrow, j)) if _weight_kept(w, mrow, j) else -np.inf)
     probe = 0.0
     for j in range(xrow.size):
         w = np.float64(brow[j])
-        probe += np.float64(xrow[j]) * w if _weight_kept(w, mrow, j) else 0.0
+        probe += np.float64(load(xrow, j)) * w if _weight_kept(w, mrow, j) else 0.0
     return m, probe
 
 
@@ -1276,11 +1279,11 @@ def _weighted_sums(xrow, brow, mrow, m):
     b_eq = 0.0
     for j in range(xrow.size):
         w = np.float64(brow[j])
-        b_eq += w if _weight_kept(w, mrow, j) & (np.float64(xrow[j]) == m) else 0.0
+        b_eq += w if _weight_kept(w, mrow, j) & (np.float64(load(xrow, j)) == m) else 0.0
     s_lt = 0.0
     for j in range(xrow.size):
         w = np.float64(brow[j])
-        v = np.float64(xrow[j])
+        v = np.float64(load(xrow, j))
         s_lt += w * fast_exp(v - m) if _weight_kept(w, mrow, j) & (v < m) else 0.0
     return b_eq, s_lt
 
@@ -1299,7 +1302,7 @@ def _weighted_row_exact(xrow, brow, mrow):
         w = np.float64(brow[j])
         if not _weight_kept(w, mrow, j):
             continue
-        v = np.float64(xrow[j])
+        v = np.float64(load(xrow, j))
         if v != v or w != w:
             has_nan = True
             continue
@@ -1521,7 +1524,8 @@ def _finish_rows(row_state, sc, with_index, out):
     inv_sc = 1.0 / sc
     for r in range(row_state.shape[0]):
         m, s, c, sj, cj = row_state[r]
-        out[r] = _argmax_value(m, s, c, sj, cj) if with_index else _lse_value(m, s, c, inv_sc)
+        store(out, r, _argmax_value(m, s, c, sj, cj) if with_index
+              else _lse_value(m, s, c, inv_sc))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1648,6 +1652,11 @@ def softmax_columns(x: np.ndarray, scale: float, log: bool, mask: np.ndarray | N
     return y
 
 
+def _work_dtype(x: np.ndarray) -> np.dtype:
+    """The dtype the kernels compute x in: float32 for float16 bits (uint16), else x's."""
+    return np.dtype(np.float32) if x.dtype == np.uint16 else x.dtype
+
+
 def _columns_call(kernel, kind: str, x: np.ndarray, *args) -> np.ndarray:
     """A per-element column kernel over x (outer, n, inner): ``kernel[variant](x, *args,
     width, dx, work)`` into a fresh dx of x's shape."""
@@ -1672,8 +1681,9 @@ def soft_argmax_backward_columns(x: np.ndarray, scale: float, dout: np.ndarray) 
 
 def lse_backward_columns(x: np.ndarray, out: np.ndarray, dout: np.ndarray) -> np.ndarray:
     """logsumexp_backward (no b, no mask) over axis 1 of x (outer, n, inner)."""
-    return _columns_call(_lse_backward_columns, "backward_columns", x, out.astype(x.dtype),
-                         dout.astype(x.dtype))
+    work = _work_dtype(x)
+    return _columns_call(_lse_backward_columns, "backward_columns", x, out.astype(work),
+                         dout.astype(work))
 
 
 def softmax_backward_columns(y: np.ndarray, dy: np.ndarray, scale: float, log: bool
@@ -1690,7 +1700,7 @@ def lse_weighted(x: np.ndarray, b: RowPair, mask: RowPair | None
     sign = np.empty(x.shape[0], np.float64)
     with _row_launch(x, "weighted") as (variant, work):
         _lse_weighted_rows[variant](x, b, mask, out, sign, work)
-    return out.astype(x.dtype), sign.astype(x.dtype)
+    return out.astype(_work_dtype(x)), sign.astype(_work_dtype(x))
 
 
 def lse_complex(x: np.ndarray, b: RowPair | None, mask: RowPair | None
@@ -1758,8 +1768,9 @@ def lse_backward(x: np.ndarray, b: RowPair | None, mask: RowPair | None,
     """dout * b * exp(x - out); 0 where masked, b == 0, x == -inf or out == -inf."""
     dx = np.empty_like(x)
     with _row_launch(x, "backward", writes=True) as (variant, work):
-        _lse_backward_rows[variant](x, b, mask, out.astype(x.dtype), dout.astype(x.dtype), dx,
-                                    work)
+        work_dtype = _work_dtype(x)
+        _lse_backward_rows[variant](x, b, mask, out.astype(work_dtype), dout.astype(work_dtype),
+                                    dx, work)
     return dx
 
 
