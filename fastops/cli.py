@@ -62,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
         "--family", action="append", metavar="NAME", help="only these op families (default: all)"
     )
     bench.add_argument(
-        "--dtype", action="append", choices=("float32", "float64"), help="only these dtypes"
+        "--dtype", action="append", choices=("float16", "float32", "float64"),
+        help="only these dtypes (float16: the smooth family's CPU cases)"
     )
     bench.add_argument(
         "--shape",

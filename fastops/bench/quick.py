@@ -23,9 +23,9 @@ QUICK_CPU: dict[str, str] = {
 
 #: What --quick leaves out on the CPU (one line of the report's footer).
 QUICK_CPU_LEAVES_OUT = (
-    "--quick leaves out (CPU): float64 (float32 for rank_one); smooth_max, soft_argmax, the "
-    "backward ops, the (1048576, 16), (8, 2097152) shapes, the layouts cases (axis 0, F "
-    "order, middle axis) and the NumPy reference peer of the (4096, 4096) rows; "
+    "--quick leaves out (CPU): float64 and float16 (float32 for rank_one); smooth_max, "
+    "soft_argmax, the backward ops, the (1048576, 16), (8, 2097152) shapes, the layouts "
+    "cases (axis 0, F order, middle axis) and the NumPy reference peer of the (4096, 4096) rows; "
     "ortho_offdiag, ortho_spectral, "
     "ortho_model, SOM, spectral_norm and the (4096, 4096), (65536, 512), (512, 65536), "
     "(256, 64, 64) shapes; expm_rank1, expm_rank1_chain_apply; random_normal, gmm_score and the "
