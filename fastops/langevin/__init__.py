@@ -429,6 +429,21 @@ def annealed_langevin(score: Callable[[Any, float], Any], x0: Any, sigmas: Seque
     return x
 
 
+def _points(xp: Any, x: Any, work: Any, d: int) -> Any:
+    """gmm_score's x as (points, d) for the kernels. On the CPU a strided x of the working
+    dtype whose points reshape without a copy is passed as it lies (the kernel gathers tiles
+    of points itself): x = X.T of a (64, 100000) float32 X took 11.2 ms C-contiguous, 19.7-22.3
+    ms through the copy, 14.7 ms read in place against 13.6 C-contiguous in the same run
+    (2-core VM, 2026-12-03, K = 8); else as_contiguous."""
+    if xp is np and x.dtype == work and x.dtype.isnative and x.flags.aligned \
+            and not x.flags.c_contiguous and x.ndim >= 2 and x.size:
+        try:
+            return x.reshape(-1, d, copy=False)
+        except ValueError:  # the points do not lie on one (points, d) grid: copied
+            pass
+    return as_contiguous(xp, x, work).reshape(-1, d)
+
+
 @dask_aware(f"{__name__}.dask")
 def gmm_score(x: Any, means: Any, sigma: float, *, log_weights: Any = None,
               component_std: float = 0.0, backend: str | None = None) -> Any:
@@ -475,7 +490,7 @@ def gmm_score(x: Any, means: Any, sigma: float, *, log_weights: Any = None,
         res = reference.gmm_score(pts, means, sigma, log_weights=log_weights,
                                   component_std=component_std)
         return res.reshape(x.shape).astype(result, copy=False)
-    pts = as_contiguous(xp, x, work).reshape(-1, d)
+    pts = _points(xp, x, work, d)
     mu = as_contiguous(xp, means, work)
     lw = (xp.zeros(k, work) if log_weights is None
           else xp.ascontiguousarray(log_weights, dtype=work))

@@ -303,6 +303,9 @@ def _gmm_score_impl(x, means, log_weights, inv_2v, inv_v, tile, out, work):
     n, d = x.shape
     k_count = means.shape[0]
     T = x.dtype.type
+    # x may be strided (a transposed or sliced view, see gmm_score): the tile is gathered in
+    # the order that walks x's memory contiguously
+    points_adjacent = abs(x.strides[0]) < abs(x.strides[1])
     for _worker in numba.prange(work[WORKERS]):
         xt = np.empty((d, tile), x.dtype)
         logits = np.empty((k_count, tile), x.dtype)
@@ -318,9 +321,15 @@ def _gmm_score_impl(x, means, log_weights, inv_2v, inv_v, tile, out, work):
                 m = min(tile, n - p0)
                 # a last, partial tile: the points past its end are zeros, as in a full one
                 xt[:, m:] = 0
-                for p in range(m):
+                if points_adjacent:  # x = X.T of a C-contiguous X: read X's rows in runs
                     for j in range(d):
-                        xt[j, p] = x[p0 + p, j]
+                        xrow = xt[j]
+                        for p in range(m):
+                            xrow[p] = x[p0 + p, j]
+                else:
+                    for p in range(m):
+                        for j in range(d):
+                            xt[j, p] = x[p0 + p, j]
                 for k in range(k_count):
                     lk = logits[k]
                     lk[:] = 0
@@ -488,10 +497,11 @@ def mala_accept(x: np.ndarray, y: np.ndarray, score_x: np.ndarray, score_y: np.n
 
 def gmm_score(x: np.ndarray, means: np.ndarray, log_weights: np.ndarray, var: float
               ) -> np.ndarray:
-    """The mixture score at the rows of x (n, d); means (K, d) and log_weights (K,) in x's
-    dtype, var = component_std^2 + sigma^2."""
+    """The mixture score at the rows of x (n, d), any strides (a transposed view is read in
+    place: the kernel gathers each tile of points anyway); means (K, d) and log_weights (K,)
+    in x's dtype, var = component_std^2 + sigma^2. The result is C-contiguous."""
     t = x.dtype.type
-    out = np.empty_like(x)
+    out = np.empty(x.shape, x.dtype)
     n, d = x.shape
     tile = _gmm_tile_points(d)
     dtype = x.dtype.name

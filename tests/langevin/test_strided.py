@@ -129,3 +129,23 @@ def test_strided_step_copies_nothing(view, rng):
     assert peak_bytes(lambda: _step(x, s, 0)) < nbytes + nbytes // 4
     out = np.empty(x.shape[::-1], np.float32).T  # a transposed out for a strided x
     assert peak_bytes(lambda: _step(x, s, 0, out=out)) < nbytes // 4
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("view", ["T", "cols::3", "neg", "T-rows::2", "rows::2"])
+def test_gmm_score_reads_strided_x_in_place(view, dtype, rng):
+    """gmm_score of a strided x: the bits of the C-contiguous call (the kernel gathers each
+    tile of points either way; that call is checked against the reference in
+    test_semantics / test_matrix), a C-contiguous result, and no copy of x."""
+    x = VIEWS[view](_base(rng, (300, 96), dtype))
+    means = rng.standard_normal((5, x.shape[1])).astype(dtype)
+    log_weights = rng.standard_normal(5).astype(dtype)
+    got = fastops.langevin.gmm_score(x, means, 0.7, log_weights=log_weights)
+    want = fastops.langevin.gmm_score(np.ascontiguousarray(x), means, 0.7,
+                                      log_weights=log_weights)
+    assert got.flags.c_contiguous and got.dtype == dtype
+    np.testing.assert_array_equal(got, want)
+    big = VIEWS[view](_base(rng, (2000, 2000), dtype))  # per-thread tiles: <= 0.5 MiB
+    nbytes = big.size * big.itemsize
+    big_means = rng.standard_normal((5, big.shape[1])).astype(dtype)
+    assert peak_bytes(lambda: fastops.langevin.gmm_score(big, big_means, 0.7)) < 1.25 * nbytes
