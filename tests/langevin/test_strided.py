@@ -149,3 +149,30 @@ def test_gmm_score_reads_strided_x_in_place(view, dtype, rng):
     nbytes = big.size * big.itemsize
     big_means = rng.standard_normal((5, big.shape[1])).astype(dtype)
     assert peak_bytes(lambda: fastops.langevin.gmm_score(big, big_means, 0.7)) < 1.25 * nbytes
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("chains", [37, 5000])
+def test_mala_step_on_transposed_chains(chains, dtype, rng):
+    """x = X.T (chains along the contiguous axis): the accept kernel walks the transposes in
+    place (fastops.langevin._Chains); the step equals the C-contiguous one (proposals, the
+    decisions, x_new, log densities, scores) and keeps x's layout."""
+
+    def log_prob_and_score(y):
+        return -0.5 * np.einsum("ij,ij->i", y, y, dtype=np.float64), -y
+
+    X = _base(rng, (24, chains), dtype) * 2
+    x = X.T
+    log_prob, score = log_prob_and_score(x)
+    xc = np.ascontiguousarray(x)
+    got = fastops.langevin.mala_step(x, log_prob, score, log_prob_and_score, 2.5, seed=5,
+                                     step=2)
+    want = fastops.langevin.mala_step(xc, log_prob, np.ascontiguousarray(score),
+                                      log_prob_and_score, 2.5, seed=5, step=2)
+    assert 0 < want[3].sum() < chains  # some accepted, some rejected
+    for k in (0, 2, 3):  # x_new, score, accepted: bit for bit
+        np.testing.assert_array_equal(got[k], want[k])
+    # (the callback's einsum sums an F-ordered y in another order: its last bits differ)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-12)
+    assert got[0].T.flags.c_contiguous
+    np.testing.assert_array_equal(X, x.T)  # the input untouched
