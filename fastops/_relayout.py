@@ -21,7 +21,7 @@ from numba import prange, types
 from numba.extending import overload
 
 from ._numba import FASTMATH, WORKERS, Launch, jit_pair, next_chunk
-from ._rows import column_view
+from ._rows import column_view, half_bits
 from ._vecmath import float32_to_half, half_to_float32
 
 #: Below this many elements NumPy's copies are left alone: they are then cache-resident and
@@ -132,11 +132,6 @@ def _half_conversion_works() -> bool:
     return _HALF_OK
 
 
-def _bits(arr: np.ndarray) -> np.ndarray:
-    """float16 arrays as their uint16 bits (what the kernels read and write)."""
-    return arr.view(np.uint16) if arr.dtype == np.float16 else arr
-
-
 def convert(arr: np.ndarray, dtype: Any) -> np.ndarray | None:
     """A C-contiguous native ``arr`` converted float16 <-> float32, or None when this is not
     such a conversion (or is small, see MIN_ELEMENTS); the caller then uses ``astype``."""
@@ -153,7 +148,7 @@ def convert_into(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     F16C (the caller has checked _half_conversion_works); returns ``dst``."""
     with Launch(src.size, _NS_PER_ELEMENT["convert"], item_out_bytes=dst.itemsize) as \
             (variant, work):
-        _convert[variant](_bits(src).reshape(-1), _bits(dst).reshape(-1), work)
+        _convert[variant](half_bits(src).reshape(-1), half_bits(dst).reshape(-1), work)
     return dst
 
 
@@ -186,5 +181,5 @@ def rows_copy(arr: np.ndarray, axes: tuple[int, ...], rows: int, n: int, dtype: 
     tiles = outer * -(-n_view // _TILE) * -(-inner // _TILE)
     with Launch(tiles, _TILE * _TILE * _NS_PER_ELEMENT["transpose"],
                 item_out_bytes=_TILE * _TILE * dtype.itemsize) as (variant, work):
-        _transpose[variant](_bits(view.array), _bits(out) if not half else out, work)
+        _transpose[variant](half_bits(view.array), half_bits(out) if not half else out, work)
     return out

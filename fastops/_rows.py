@@ -248,6 +248,18 @@ def column_view(arr: Any, axes: tuple[int, ...], dtype: Any,
     return ColumnView(walked, tuple(shape), tuple(axes), order)
 
 
+def half_bits(arr: Any) -> Any:
+    """A float16 NumPy array as its uint16 bits, what the CPU kernels read and write (Numba has
+    no float16 on the CPU; see fastops._vecmath.load / store); any other argument as it is."""
+    return arr.view(np.uint16) if isinstance(arr, np.ndarray) and arr.dtype == np.float16 \
+        else arr
+
+
+def from_half_bits(arr: Any) -> Any:
+    """The inverse of :func:`half_bits` for a kernel's result: uint16 bits as float16."""
+    return arr.view(np.float16) if arr.dtype == np.uint16 else arr
+
+
 def as_contiguous(xp: Any, arr: Any, dtype: Any) -> Any:
     """``xp.ascontiguousarray(arr, dtype=dtype)``, with the CPU's F16C conversion for
     C-contiguous float16 <-> float32 (see as_dtype): the one conversion of every family's

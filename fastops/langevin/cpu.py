@@ -546,7 +546,7 @@ def mala_accept(x: np.ndarray, y: np.ndarray, score_x: np.ndarray, score_y: np.n
     if all(a.T.flags.c_contiguous and not a.flags.c_contiguous
            for a in (x, y, score_x, score_y)):
         # X.T views of C-contiguous (d, n) arrays (chains as columns): the column kernel on
-        # the transposes, no copies (see fastops.langevin._chains)
+        # the transposes, no copies (see fastops.langevin._Chains)
         blocks = -(-x.shape[0] // _MALA_BLOCK)
         with Launch(blocks, _MALA_BLOCK * chain_ns) as (variant, work):
             _MALA_ACCEPT_COLUMNS[variant](x.T, y.T, score_x.T, score_y.T, lp_x, lp_y, u,

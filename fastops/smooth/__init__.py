@@ -21,7 +21,7 @@ import numpy as np
 from .. import _checks
 from .._dask import dask_aware
 from .._dispatch import array_module, resolve_backend
-from .._rows import RowLayout, as_dtype, column_view
+from .._rows import RowLayout, as_dtype, column_view, from_half_bits, half_bits
 from . import reference
 
 __all__ = [
@@ -47,17 +47,6 @@ def _kernels(backend: str) -> Any:
 #: GPU backward ops still take x copied into rows) and take a ``where`` mask on the CPU.
 _FORWARD_FUNCS = frozenset({"logsumexp", "smooth_max", "soft_argmax", "softmax",
                             "log_softmax"})
-
-
-def _to_bits(arg: Any) -> Any:
-    """A float16 NumPy array as its uint16 bits (what the CPU kernels take), else ``arg``."""
-    return arg.view(np.uint16) if isinstance(arg, np.ndarray) and arg.dtype == np.float16 \
-        else arg
-
-
-def _from_bits(result: Any) -> Any:
-    """A kernel result: the float16 the CPU column kernels return as uint16 bits, as float16."""
-    return result.view(np.float16) if result.dtype == np.uint16 else result
 
 
 class _Rows:
@@ -127,15 +116,18 @@ class _Rows:
         float16 took 1.4-1.8x its float32 time, 1.0 now (2-core VM, 2026-12-03)."""
         if not self.half:
             return kernel(self.x, *args)
-        result = kernel(_to_bits(self.x), *(_to_bits(a) for a in args))
-        return tuple(map(_from_bits, result)) if isinstance(result, tuple) else _from_bits(result)
+        result = kernel(half_bits(self.x), *(half_bits(a) for a in args))
+        if isinstance(result, tuple):
+            return tuple(map(from_half_bits, result))
+        return from_half_bits(result)
 
     def column_kernel(self, kernel: Any, *args: Any) -> Any:
         """``kernel(columns, *args)``, with ``mask=`` the walked mask when there is one (only
-        the CPU's forward column kernels take it)."""
+        the CPU's forward column kernels take it); a float16 result as float16 (the kernels
+        return its bits, see __init__). Every column kernel call goes through here."""
         if self.mask_columns is None:
-            return _from_bits(kernel(self.columns, *args))
-        return _from_bits(kernel(self.columns, *args, mask=self.mask_columns))
+            return from_half_bits(kernel(self.columns, *args))
+        return from_half_bits(kernel(self.columns, *args, mask=self.mask_columns))
 
     @property
     def row_dtype(self) -> np.dtype:
@@ -182,7 +174,7 @@ class _Rows:
     def reduction(self, rows1d: Any, keepdims: bool) -> Any:
         """A per-row result in the reduced shape; a NumPy scalar for 0-d results, as NumPy and
         SciPy return (CuPy keeps 0-d arrays, as CuPy does)."""
-        rows1d = _from_bits(rows1d).astype(self.out_dtype, copy=False)
+        rows1d = rows1d.astype(self.out_dtype, copy=False)
         out = self.layout.from_row_values(rows1d, keepdims) if self.view is None else \
             self.view.reduction(rows1d, keepdims)
         return out[()] if (out.ndim == 0 and self.xp is np) else out
@@ -190,7 +182,7 @@ class _Rows:
     def elementwise(self, rows2d: Any) -> Any:
         """A per-element result ((rows, n), or (outer, n, inner) from the column kernels) in
         the input's shape."""
-        rows2d = as_dtype(self.xp, _from_bits(rows2d), self.out_dtype)
+        rows2d = as_dtype(self.xp, rows2d, self.out_dtype)
         if self.view is None:
             out = self.layout.from_rows(self.xp, rows2d)
         else:
@@ -543,7 +535,8 @@ def logsumexp_backward(a: Any, out: Any, dout: Any, axis: Any = None, b: Any = N
         return call.full_like_input(0.0)
     kernels = _kernels(name)
     if call.columns is not None:
-        return call.elementwise(kernels.lse_backward_columns(call.columns, out_rows, dout_rows))
+        return call.elementwise(call.column_kernel(kernels.lse_backward_columns, out_rows,
+                                                               dout_rows))
     return call.elementwise(call.rows_kernel(kernels.lse_backward, b_rows, call.mask, out_rows,
                                              dout_rows))
 
@@ -562,8 +555,8 @@ def _softmax_backward(func: str, log: bool, y: Any, dy: Any, axis: Any, where: A
     kernels = _kernels(name)
     dy_rows = call.like_input(dy)
     if call.columns is not None:
-        return call.elementwise(kernels.softmax_backward_columns(call.columns, dy_rows,
-                                                                 call.scale, log))
+        return call.elementwise(call.column_kernel(kernels.softmax_backward_columns, dy_rows,
+                                                   call.scale, log))
     return call.elementwise(call.rows_kernel(kernels.softmax_backward, dy_rows, call.mask,
                                              call.scale, log))
 
@@ -608,7 +601,7 @@ def _prob_backward(func: str, index_weighted: bool, x: Any, dout: Any, axis: Any
     op = "soft_argmax_backward" if index_weighted else "smooth_max_backward"
     if call.columns is not None:
         columns_fn = getattr(kernels, f"{op}_columns")
-        return call.elementwise(columns_fn(call.columns, call.scale, dout_rows))
+        return call.elementwise(call.column_kernel(columns_fn, call.scale, dout_rows))
     return call.elementwise(call.rows_kernel(getattr(kernels, op), call.mask, call.scale,
                                              dout_rows))
 
