@@ -86,9 +86,9 @@ class _Operand:
 
     On the CPU, leading axes of stride 0 (``numpy.broadcast_to`` views) are read as one entry
     rather than copied; an operand broadcast to every entry gets a one-entry map instead of a
-    (B,) one; and with ``columns`` (the vector operands v and dz) an operand whose ``(n, k)``
-    transpose is C-contiguous (``V.T`` of a C-contiguous V) is passed as that transpose with
-    ``cols`` set, read in place by the kernels instead of copied. Measured (2 threads, medians
+    (B,) one; and with ``columns`` (v and dz, and x and y of logdet, apply and its backward) an
+    operand whose ``(n, k)`` transpose is C-contiguous (``V.T`` of a C-contiguous V) is passed
+    as that transpose with ``cols`` set, read in place by the kernels instead of copied. Measured (2 threads, medians
     of 5 processes alternating with the copying code, 2026-12-04), one x, y (64,) and V.T of
     a (64, 65536) V: expm_rank1_apply float64 53.5 -> 14.9 ms (contiguous rows: 11.4 ms; the
     copy was about 75% of the call), float32 45.0 -> 8.1 ms, expm_rank1_apply_backward with
@@ -269,8 +269,9 @@ def expm_rank1_logdet(x: Any, y: Any, *, backend: str | None = None) -> Any:
     with call.device():
         if call.empty:
             return _scalar_or_array(xp, xp.zeros(call.batch, dtype=call.out_dtype))
-        ox, oy = call.operand("x"), call.operand("y")
-        s = _kernels(call.name).logdet(ox.data, ox.idx, oy.data, oy.idx, call.B)
+        ox, oy = call.operand("x", columns=True), call.operand("y", columns=True)
+        s = _kernels(call.name).logdet(ox.data, ox.idx, oy.data, oy.idx, call.B,
+                                       **_cols(x=ox, y=oy))
         return _scalar_or_array(xp, s.reshape(call.batch).astype(call.out_dtype, copy=False))
 
 
@@ -304,10 +305,9 @@ def expm_rank1_apply(x: Any, y: Any, v: Any, *, inverse: bool = False,
     with call.device():
         if call.empty:
             return xp.empty(call.batch + (k,), dtype=call.out_dtype)
-        ox, oy = call.operand("x"), call.operand("y")
-        ov = call.operand("v", columns=True)
+        ox, oy, ov = (call.operand(n, columns=True) for n in ("x", "y", "v"))
         z = _kernels(call.name).apply(ox.data, ox.idx, oy.data, oy.idx, ov.data, ov.idx, call.B,
-                                      inverse, **_cols(v=ov))
+                                      inverse, **_cols(x=ox, y=oy, v=ov))
         return as_dtype(xp, z.reshape(call.batch + (k,)), call.out_dtype)
 
 
@@ -339,14 +339,15 @@ def expm_rank1_apply_backward(x: Any, y: Any, v: Any, dz: Any, *, inverse: bool 
     dz = _full_vectors(xp, cotangent(func, "dz", dz, call.batch + (k,), xp), k)
     inverse = flag(func, "inverse", inverse)
     with call.device():
-        ops = [call.operand(n, columns=n == "v") for n, _ in named]
+        ops = [call.operand(n, columns=True) for n, _ in named]
         if call.empty:
             return tuple(xp.zeros(o.shape, dtype=call.in_dtype(n))
                          for o, (n, _) in zip(ops, named, strict=True))
         odz = call.operand("dz", arr=dz, columns=True)
         grads = _kernels(call.name).apply_backward(
             ops[0].data, ops[0].idx, ops[1].data, ops[1].idx, ops[2].data, ops[2].idx,
-            odz.data, odz.idx, call.B, inverse, **_cols(v=ops[2], dz=odz))
+            odz.data, odz.idx, call.B, inverse,
+            **_cols(x=ops[0], y=ops[1], v=ops[2], dz=odz))
         return tuple(_reduce(xp, g, call.batch, o, call.in_dtype(n))
                      for g, o, (n, _) in zip(grads, ops, named, strict=True))
 

@@ -39,7 +39,7 @@ import math
 import numpy as np
 from numba import prange
 
-from .._exact import det2, exact, grid_dot, is_float64, two_prod, two_sum
+from .._exact import det2, exact, grid_dot, is_float64, renormalize, two_prod, two_sum
 from .._numba import CHUNK_NS, WORKERS, Launch, inline, jit_pair, next_chunk
 from . import reference
 
@@ -114,10 +114,37 @@ def _gather_columns(vt, iv, b0, nb, buf):
     """buf[i] = the vector of entry b0 + i, for i < nb, of an operand passed as columns (its
     (k, n) transpose, e.g. the C-contiguous V of ``V.T``): read a row of vt at a time, runs
     of nb neighbours, so that the entries' loops then read contiguous rows of buf exactly as
-    they read an operand given as rows (the same loops, the same bits)."""
+    they read an operand given as rows (the same loops, the same bits).
+
+    (Tried: 8 x 8 blocks, 4.1 against 6.4 ms for a (64, 65536) float32 vt alone on one thread,
+    but no faster inside apply, where the reads of the other operands share the bandwidth.)"""
     for j in range(vt.shape[0]):  # indexed directly: no view (an NRT incref) per row
         for i in range(nb):
             buf[i, j] = vt[j, _at(iv, b0 + i)]
+
+
+@inline
+def _tile_source(cols, arr, idx, b0, nb, buf):
+    """Where the loops of a tile of entries b0 .. b0 + nb read an operand from: ``arr`` itself
+    (rows), or, for an operand passed as columns, ``buf`` once that tile's vectors are gathered
+    into it (see _gather_columns). Both are C-contiguous 2-D arrays of one dtype: one type."""
+    if cols:
+        _gather_columns(arr, idx, b0, nb, buf)
+        return buf
+    return arr
+
+
+@inline
+def _row(cols, idx, i, b):
+    """The row of entry b (the i-th of its tile) in the operand's _tile_source."""
+    return np.int64(i) if cols else _at(idx, b)
+
+
+@inline
+def _tile_span(bufs, lo, hi):
+    """Entries per tile: the column buffers' length, or the whole chunk when no operand is
+    passed as columns (the buffers are then empty)."""
+    return bufs.shape[2] if bufs.shape[2] > 0 else hi - lo
 
 
 @inline
@@ -319,30 +346,41 @@ def _dot_s(xr, yr):
     return s, 0.0
 
 
-def _logdet_impl(x, ix, y, iy, out, work):
+def _logdet_impl(x, ix, y, iy, cols, bufs, out, work):
     """out[b] = yᵀx: the float64 sum, compensated where its error may pass 2 eps
-    (_needs_compensation), rounded once."""
+    (_needs_compensation), rounded once. cols = (x_cols, y_cols): an operand passed as
+    columns is gathered a tile at a time into bufs[_worker, slot] (see _apply_impl)."""
+    x_cols, y_cols = cols
     for _worker in prange(work[WORKERS]):
         while True:
             lo, hi = next_chunk(work)
             if lo >= hi:
                 break
-            for b in range(lo, hi):
-                # (_dot_s's loop written out: a call with row views, once per entry, costs
-                # their reference counting, see _grid_dot; _dot_s serves the few-item kernels.
-                # A _dot_s taking arrays and indices instead: logdet (65536, 64) float32 2.8 ->
-                # 3.2 ms, one thread, thread_time medians of 31 in 2 alternating runs, 2026-12-03)
-                xr = x[_at(ix, b)]
-                yr = y[_at(iy, b)]
-                s = 0.0
-                m = 0.0
-                for j in range(xr.size):
-                    p = np.float64(xr[j]) * np.float64(yr[j])
-                    s += p
-                    m += abs(p)
-                if _needs_compensation(is_float64(x), m, xr.size):
-                    s = _grid_dot(x, _at(ix, b), y, _at(iy, b), m)[0]
-                out[b] = s
+            span = _tile_span(bufs, lo, hi)
+            for b0 in range(lo, hi, span):
+                nb = min(span, hi - b0)
+                xs = _tile_source(x_cols, x, ix, b0, nb, bufs[_worker, 0])
+                ys = _tile_source(y_cols, y, iy, b0, nb, bufs[_worker, 1])
+                for i in range(nb):
+                    b = b0 + i
+                    bx = _row(x_cols, ix, i, b)
+                    by = _row(y_cols, iy, i, b)
+                    # (_dot_s's loop written out: a call with row views, once per entry, costs
+                    # their reference counting, see _grid_dot; _dot_s serves the few-item
+                    # kernels. A _dot_s taking arrays and indices instead: logdet (65536, 64)
+                    # float32 2.8 -> 3.2 ms, one thread, thread_time medians of 31 in 2
+                    # alternating runs, 2026-12-03)
+                    xr = xs[bx]
+                    yr = ys[by]
+                    s = 0.0
+                    m = 0.0
+                    for j in range(xr.size):
+                        p = np.float64(xr[j]) * np.float64(yr[j])
+                        s += p
+                        m += abs(p)
+                    if _needs_compensation(is_float64(x), m, xr.size):
+                        s = _grid_dot(xs, bx, ys, by, m)[0]
+                    out[b] = s
 
 
 def _scalars_impl(x, ix, y, iy, out, work):
@@ -385,29 +423,36 @@ def _dense_impl(x, ix, y, iy, scalars, out, work):
                                  scalars[b, 3])
 
 
-def _apply_impl(x, ix, y, iy, v, iv, v_cols, vbufs, inverse, out, work):
+def _apply_impl(x, ix, y, iy, v, iv, cols, bufs, inverse, out, work):
     """out[b] = v + g(s)(yᵀv) x: one loop for the dot products (and the norms
     _eigen_form_pays needs), one for the write; _apply_eigen_form rewrites the rare entries
-    whose other form is the more accurate one (v along x; k = 1). With
-    v_cols, v is (k, n), its columns the vectors: tiles of them are gathered into rows first,
-    into the thread's vbufs[_worker] (tile, k) (allocated by the caller: an allocation in the
-    kernel made its first compilation 0.3 s longer, measured)."""
+    whose other form is the more accurate one (v along x; k = 1).
+
+    cols = (x_cols, y_cols, v_cols): an operand passed as columns is (k, n), its columns the
+    vectors; tiles of them are gathered into rows first, into the thread's
+    bufs[_worker, slot] (tile, k), slot its place in cols (allocated by the caller: an
+    allocation in the kernel made its first compilation 0.3 s longer, measured), and every
+    loop then reads the tile's rows (_tile_source, _row)."""
+    x_cols, y_cols, v_cols = cols
     for _worker in prange(work[WORKERS]):
-        vbuf = vbufs[_worker]
         while True:
             lo, hi = next_chunk(work)
             if lo >= hi:
                 break
-            span = vbuf.shape[0] if v_cols else hi - lo
+            span = _tile_span(bufs, lo, hi)
             for b0 in range(lo, hi, span):
                 nb = min(span, hi - b0)
-                if v_cols:
-                    _gather_columns(v, iv, b0, nb, vbuf)
+                xs = _tile_source(x_cols, x, ix, b0, nb, bufs[_worker, 0])
+                ys = _tile_source(y_cols, y, iy, b0, nb, bufs[_worker, 1])
+                vs = _tile_source(v_cols, v, iv, b0, nb, bufs[_worker, 2])
                 for i in range(nb):
                     b = b0 + i
-                    xr = x[_at(ix, b)]
-                    yr = y[_at(iy, b)]
-                    vr = vbuf[i] if v_cols else v[_at(iv, b)]
+                    bx = _row(x_cols, ix, i, b)
+                    by = _row(y_cols, iy, i, b)
+                    bv = _row(v_cols, iv, i, b)
+                    xr = xs[bx]
+                    yr = ys[by]
+                    vr = vs[bv]
                     s = 0.0
                     m = 0.0
                     a = 0.0
@@ -423,10 +468,9 @@ def _apply_impl(x, ix, y, iy, v, iv, v_cols, vbufs, inverse, out, work):
                     s_lo = 0.0
                     compensated = _needs_compensation(is_float64(x), m, xr.size)
                     if compensated:  # s, and a = yᵀv where it is as large a sum
-                        s, s_lo = _grid_dot(x, _at(ix, b), y, _at(iy, b), m)
+                        s, s_lo = _grid_dot(xs, bx, ys, by, m)
                         if _needs_compensation(is_float64(x), ma, xr.size):
-                            a = (_grid_dot(y, _at(iy, b), vbuf, i, ma) if v_cols
-                                 else _grid_dot(y, _at(iy, b), v, _at(iv, b), ma))[0]
+                            a = _grid_dot(ys, by, vs, bv, ma)[0]
                     t, sign = (-s, -1.0) if inverse else (s, 1.0)
                     # (φ2 only where s has a low part)
                     ph = _phi2(t, -s_lo if inverse else s_lo) if compensated else _phi(t)
@@ -437,39 +481,34 @@ def _apply_impl(x, ix, y, iy, v, iv, v_cols, vbufs, inverse, out, work):
                         cx = c * xj
                         o[j] = np.float64(vr[j]) + (cx if xj != 0.0 else 0.0)
                     if t < _EIGEN_FORM_T_BELOW and math.isfinite(c) and math.isfinite(ph):
-                        if v_cols:
-                            _apply_careful(x, _at(ix, b), y, _at(iy, b), vbuf, i, inverse, s,
-                                           t, ph, a, c, out, b)
-                        else:
-                            _apply_careful(x, _at(ix, b), y, _at(iy, b), v, _at(iv, b),
-                                           inverse, s, t, ph, a, c, out, b)
+                        _apply_careful(xs, bx, ys, by, vs, bv, inverse, s, t, ph, a, c, out, b)
 
 
-def _apply_backward_impl(x, ix, y, iy, v, iv, v_cols, vbufs, dz, idz, dz_cols, wbufs, inverse,
-                         dx, dy, dv, work):
-    """The VJP of one factor per entry (formulas.md 2.4 b, c); v_cols / dz_cols: that operand
-    is passed as columns, gathered into vbufs / wbufs (see _apply_impl)."""
+def _apply_backward_impl(x, ix, y, iy, v, iv, dz, idz, cols, bufs, inverse, dx, dy, dv, work):
+    """The VJP of one factor per entry (formulas.md 2.4 b, c); cols = (x_cols, y_cols,
+    v_cols, dz_cols): an operand passed as columns is gathered into bufs[_worker, slot] (see
+    _apply_impl)."""
+    x_cols, y_cols, v_cols, dz_cols = cols
     for _worker in prange(work[WORKERS]):
-        vbuf = vbufs[_worker]
-        wbuf = wbufs[_worker]
         while True:
             lo, hi = next_chunk(work)
             if lo >= hi:
                 break
-            tile = max(vbuf.shape[0], wbuf.shape[0])
-            span = tile if tile > 0 else hi - lo
+            span = _tile_span(bufs, lo, hi)
             for b0 in range(lo, hi, span):
                 nb = min(span, hi - b0)
-                if v_cols:
-                    _gather_columns(v, iv, b0, nb, vbuf)
-                if dz_cols:
-                    _gather_columns(dz, idz, b0, nb, wbuf)
+                xs = _tile_source(x_cols, x, ix, b0, nb, bufs[_worker, 0])
+                ys = _tile_source(y_cols, y, iy, b0, nb, bufs[_worker, 1])
+                vs = _tile_source(v_cols, v, iv, b0, nb, bufs[_worker, 2])
+                ws = _tile_source(dz_cols, dz, idz, b0, nb, bufs[_worker, 3])
                 for i in range(nb):
                     b = b0 + i
-                    xr = x[_at(ix, b)]
-                    yr = y[_at(iy, b)]
-                    vr = vbuf[i] if v_cols else v[_at(iv, b)]
-                    wr = wbuf[i] if dz_cols else dz[_at(idz, b)]
+                    bx = _row(x_cols, ix, i, b)
+                    by = _row(y_cols, iy, i, b)
+                    xr = xs[bx]
+                    yr = ys[by]
+                    vr = vs[_row(v_cols, iv, i, b)]
+                    wr = ws[_row(dz_cols, idz, i, b)]
                     s = 0.0
                     m = 0.0
                     a = 0.0
@@ -484,7 +523,7 @@ def _apply_backward_impl(x, ix, y, iy, v, iv, v_cols, vbufs, dz, idz, dz_cols, w
                         bb += xj * np.float64(wr[j])
                     s_lo = 0.0
                     if _needs_compensation(is_float64(x), m, xr.size):
-                        s, s_lo = _grid_dot(x, _at(ix, b), y, _at(iy, b), m)
+                        s, s_lo = _grid_dot(xs, bx, ys, by, m)
                     g, gp = _factor(s, s_lo, inverse)
                     ga = g * a
                     gb = g * bb
@@ -524,10 +563,10 @@ def _chain_step(xr, yr, z, inverse):
     return s
 
 
-def _chain_scalars_impl(xs, ys, inverse, ts, phs, work):
-    """ts[p, l] = t = ±yᵀx of factor (p, l) (− for inverse), phs[p, l] = φ(t): the scalars of
-    shared factors, computed once instead of once per batch entry. The items are the P·L
-    factors."""
+def _chain_scalars_impl(xs, ys, inverse, ts, tls, phs, work):
+    """ts[p, l] + tls[p, l] = t = ±yᵀx of factor (p, l) (− for inverse; tls the low part of
+    a compensated sum, else 0), phs[p, l] = φ(t): the scalars of shared factors, computed
+    once instead of once per batch entry. The items are the P·L factors."""
     L = ts.shape[1]
     for _worker in prange(work[WORKERS]):
         while True:
@@ -540,10 +579,11 @@ def _chain_scalars_impl(xs, ys, inverse, ts, phs, work):
                 s, s_lo = _dot_s(xs[p, layer], ys[p, layer])
                 t, t_lo = (-s, -s_lo) if inverse else (s, s_lo)
                 ts[p, layer] = t
+                tls[p, layer] = t_lo
                 phs[p, layer] = _phi2(t, t_lo)
 
 
-def _chain_impl(xs, ixs, ys, iys, v, iv, v_cols, vbufs, ts, phs, inverse, block, out, logdet,
+def _chain_impl(xs, ixs, ys, iys, v, iv, cols, bufs, ts, tls, phs, inverse, block, out, logdet,
                 work):
     """z = the product of the L factors applied to v; logdet = ±Σ s_l.
 
@@ -552,13 +592,17 @@ def _chain_impl(xs, ixs, ys, iys, v, iv, v_cols, vbufs, ts, phs, inverse, block,
     buffer. A block walks the factors layer by layer, so the block's entries are independent
     work between a dot product and the update that needs it, and one loop per entry and layer
     both writes ``z + c·x`` and accumulates the next layer's ``yᵀz``. ts, phs: the scalars of
-    shared factors (``_chain_scalars_impl``, indexed like ixs, which then equals iys), or
-    empty: computed per entry and layer. The loops index the arrays directly, never through
+    shared factors (``_chain_scalars_impl``, with tls, indexed like ixs, which then equals
+    iys), or empty: computed per entry and layer. The loops index the arrays directly, never through
     row views: a view costs an NRT incref and decref (atomics on a refcount the threads
     share), per entry and layer more than the arithmetic.
     Where c is finite the update is ``z + c·x`` (a zero x_i adds ±0); else the select keeps
-    ``c·0 = 0``. With v_cols, v is (k, n), its columns the vectors: tiles of whole blocks of
-    them are gathered into rows of vbufs[_worker] first (see _apply_impl)."""
+    ``c·0 = 0``. logdet is summed in double-double (each s_l with its low part) and rounded
+    once: layers of s_l = ±hundreds that cancel to tens would otherwise keep the error of each
+    rounded s_l, many ulp of the total (7 ulp in tests/rank_one/test_accuracy.py's chain).
+    cols = (v_cols,): with v passed as columns, tiles of whole blocks of its
+    vectors are gathered into rows of bufs[_worker, 0] first (see _apply_impl)."""
+    (v_cols,) = cols
     k = out.shape[1]
     L = xs.shape[1]
     sign = -1.0 if inverse else 1.0
@@ -567,24 +611,22 @@ def _chain_impl(xs, ixs, ys, iys, v, iv, v_cols, vbufs, ts, phs, inverse, block,
         zbuf = np.empty((block, k))
         a = np.empty(block)
         ld = np.empty(block)
+        ld_lo = np.empty(block)
         c = np.empty(block)
-        vbuf = vbufs[_worker]
         while True:
             lo, hi = next_chunk(work)
             if lo >= hi:
                 break
-            span = vbuf.shape[0] if v_cols else hi - lo
+            span = _tile_span(bufs, lo, hi)
             for t0 in range(lo, hi, span):
                 nt = min(span, hi - t0)
-                if v_cols:
-                    _gather_columns(v, iv, t0, nt, vbuf)
+                # the entries' vectors: rows of v, or of the gathered tile
+                vsrc = _tile_source(v_cols, v, iv, t0, nt, bufs[_worker, 0])
                 for b0 in range(t0, t0 + nt, block):
                     nb = min(block, t0 + nt - b0)
                     first = L - 1 if inverse else 0
-                    # the entries' vectors: rows of v, or of the gathered tile
-                    vsrc = vbuf if v_cols else v
                     for i in range(nb):
-                        bv = b0 - t0 + i if v_cols else _at(iv, b0 + i)
+                        bv = _row(v_cols, iv, b0 - t0 + i, b0 + i)
                         by = _at(iys, b0 + i)
                         acc = 0.0
                         for j in range(k):
@@ -594,6 +636,7 @@ def _chain_impl(xs, ixs, ys, iys, v, iv, v_cols, vbufs, ts, phs, inverse, block,
                                 acc += vj * np.float64(ys[by, first, j])
                         a[i] = acc
                         ld[i] = 0.0
+                        ld_lo[i] = 0.0
                     for step in range(L):
                         layer = L - 1 - step if inverse else step
                         # the next layer's y (the last layer's dot product is unused)
@@ -602,6 +645,7 @@ def _chain_impl(xs, ixs, ys, iys, v, iv, v_cols, vbufs, ts, phs, inverse, block,
                             bx = _at(ixs, b0 + i)
                             if table:
                                 t = ts[bx, layer]
+                                t_lo = tls[bx, layer]
                                 ph = phs[bx, layer]
                             else:
                                 by = _at(iys, b0 + i)
@@ -615,9 +659,12 @@ def _chain_impl(xs, ixs, ys, iys, v, iv, v_cols, vbufs, ts, phs, inverse, block,
                                 s_lo = 0.0
                                 if _needs_compensation(is_float64(xs), m, k):
                                     s, s_lo = _grid_dot(xs, (bx, layer), ys, (by, layer), m)
-                                t = sign * s
-                                ph = _phi2(t, sign * s_lo)
-                            ld[i] += t
+                                t, t_lo = sign * s, sign * s_lo
+                                ph = _phi2(t, t_lo)
+                            # (renormalize: a TwoSum compiled without fast-math, see _exact)
+                            total, err = renormalize(ld[i], t)
+                            ld[i] = total
+                            ld_lo[i] += err + t_lo
                             c[i] = _coef_t(t, ph, a[i], sign)
                         for i in range(nb):
                             bx = _at(ixs, b0 + i)
@@ -640,44 +687,40 @@ def _chain_impl(xs, ixs, ys, iys, v, iv, v_cols, vbufs, ts, phs, inverse, block,
                     for i in range(nb):
                         for j in range(k):
                             out[b0 + i, j] = zbuf[i, j]
-                        logdet[b0 + i] = ld[i]
+                        logdet[b0 + i] = ld[i] + ld_lo[i]
 
 
-def _chain_backward_impl(xs, ixs, ys, iys, v, iv, v_cols, vbufs, dz, idz, dz_cols, wbufs, dl,
-                         inverse, dxs, dys, dv, work):
+def _chain_backward_impl(xs, ixs, ys, iys, v, iv, dz, idz, cols, bufs, dl, inverse, dxs, dys,
+                         dv, work):
     """The VJP of a chain per entry: the forward recomputed, each factor's input kept in a
-    float64 (L, k) buffer, then the factors walked back (formulas.md 2.4 b-d). v_cols /
-    dz_cols: that operand is passed as columns, gathered into vbufs / wbufs (see
+    float64 (L, k) buffer, then the factors walked back (formulas.md 2.4 b-d). cols =
+    (v_cols, dz_cols): an operand passed as columns is gathered into bufs[_worker, slot] (see
     _apply_impl)."""
+    v_cols, dz_cols = cols
     L, k = dxs.shape[1], dxs.shape[2]
     for _worker in prange(work[WORKERS]):
         traj = np.empty((L, k))
         w = np.empty(k)
-        vbuf = vbufs[_worker]
-        wbuf = wbufs[_worker]
         while True:
             lo, hi = next_chunk(work)
             if lo >= hi:
                 break
-            tile = max(vbuf.shape[0], wbuf.shape[0])
-            span = tile if tile > 0 else hi - lo
+            span = _tile_span(bufs, lo, hi)
             for t0 in range(lo, hi, span):
                 nt = min(span, hi - t0)
-                if v_cols:
-                    _gather_columns(v, iv, t0, nt, vbuf)
-                if dz_cols:
-                    _gather_columns(dz, idz, t0, nt, wbuf)
+                vs = _tile_source(v_cols, v, iv, t0, nt, bufs[_worker, 0])
+                ws = _tile_source(dz_cols, dz, idz, t0, nt, bufs[_worker, 1])
                 for b in range(t0, t0 + nt):
                     bx = _at(ixs, b)
                     by = _at(iys, b)
-                    vr = vbuf[b - t0] if v_cols else v[_at(iv, b)]
+                    vr = vs[_row(v_cols, iv, b - t0, b)]
                     for j in range(k):
                         w[j] = np.float64(vr[j])
                     for step in range(L):
                         layer = L - 1 - step if inverse else step
                         traj[layer, :] = w
                         _chain_step(xs[bx, layer], ys[by, layer], w, inverse)
-                    wr = wbuf[b - t0] if dz_cols else dz[_at(idz, b)]
+                    wr = ws[_row(dz_cols, idz, b - t0, b)]
                     for j in range(k):
                         w[j] = np.float64(wr[j])
                     sdl = 0.0 if dl.size == 0 else dl[b]
@@ -746,19 +789,25 @@ def _column_tile(k: int, block: int = 1) -> int:
     return block * max(1, tile // block)
 
 
-def _column_buffers(cols: bool, work: np.ndarray, tile: int, k: int, dtype: np.dtype
-                    ) -> np.ndarray:
-    """The per-thread (tile, k) buffers of an operand passed as columns, one per thread of the
-    launch; (1, 0, k) when the operand is passed as rows (the kernel's one signature)."""
-    return np.empty((int(work[WORKERS]), tile, k) if cols else (1, 0, k), dtype)
+def _column_buffers(cols: tuple[bool, ...], work: np.ndarray, tile: int, k: int,
+                    dtype: np.dtype) -> np.ndarray:
+    """The per-thread (tile, k) buffers of the operands passed as columns, one slot per flag of
+    ``cols`` (the kernels' ``bufs[_worker, slot]``), one set per thread of the launch;
+    (1, len(cols), 0, k) when every operand is passed as rows (the kernels then take whole
+    chunks: _tile_span)."""
+    shape = (int(work[WORKERS]), len(cols), tile, k) if any(cols) else (1, len(cols), 0, k)
+    return np.empty(shape, dtype)
 
 
 def logdet(x: np.ndarray, ix: np.ndarray | None, y: np.ndarray, iy: np.ndarray | None,
-           B: int) -> np.ndarray:
-    """s[b] = yᵀx, (B,) of x's dtype."""
+           B: int, *, x_cols: bool = False, y_cols: bool = False) -> np.ndarray:
+    """s[b] = yᵀx, (B,) of x's dtype; x_cols / y_cols as in :func:`apply`."""
     out = np.empty(B, dtype=x.dtype)
-    with Launch(B, 2 * x.shape[1] * _NS_PER_ELEMENT) as (variant, work):
-        _logdet[variant](x, _index(ix), y, _index(iy), out, work)
+    k = x.shape[0] if x_cols else x.shape[1]
+    cols = (x_cols, y_cols)
+    with Launch(B, 2 * k * _NS_PER_ELEMENT) as (variant, work):
+        bufs = _column_buffers(cols, work, _column_tile(k), k, x.dtype)
+        _logdet[variant](x, _index(ix), y, _index(iy), cols, bufs, out, work)
     return out
 
 
@@ -778,36 +827,37 @@ def dense(x: np.ndarray, ix: np.ndarray | None, y: np.ndarray, iy: np.ndarray | 
 
 def apply(x: np.ndarray, ix: np.ndarray | None, y: np.ndarray, iy: np.ndarray | None,
           v: np.ndarray, iv: np.ndarray | None, B: int, inverse: bool, *,
-          v_cols: bool = False) -> np.ndarray:
-    """z[b] = E v (or E⁻¹ v), (B, k) of the operands' dtype. ``v_cols``: v is passed as its
-    (k, n) transpose (the entries its columns), read in place (CPU only)."""
-    out = np.empty((B, x.shape[1]), dtype=x.dtype)
-    entry_ns = 4 * x.shape[1] * _NS_PER_ELEMENT + _NS_PER_FACTOR  # x, y, v read, z written
-    k = x.shape[1]
+          x_cols: bool = False, y_cols: bool = False, v_cols: bool = False) -> np.ndarray:
+    """z[b] = E v (or E⁻¹ v), (B, k) of the operands' dtype. ``x_cols`` / ``y_cols`` /
+    ``v_cols``: that operand is passed as its (k, n) transpose (the entries its columns),
+    read in place (CPU only)."""
+    k = v.shape[0] if v_cols else v.shape[1]
+    out = np.empty((B, k), dtype=x.dtype)
+    entry_ns = 4 * k * _NS_PER_ELEMENT + _NS_PER_FACTOR  # x, y, v read, z written
+    cols = (x_cols, y_cols, v_cols)
     with Launch(B, entry_ns, item_out_bytes=k * out.itemsize) as (variant, work):
-        vbufs = _column_buffers(v_cols, work, _column_tile(k), k, v.dtype)
-        _apply[variant](x, _index(ix), y, _index(iy), v, _index(iv), v_cols, vbufs, inverse,
-                        out, work)
+        bufs = _column_buffers(cols, work, _column_tile(k), k, x.dtype)
+        _apply[variant](x, _index(ix), y, _index(iy), v, _index(iv), cols, bufs, inverse, out,
+                        work)
     return out
 
 
 def apply_backward(x: np.ndarray, ix: np.ndarray | None, y: np.ndarray, iy: np.ndarray | None,
                    v: np.ndarray, iv: np.ndarray | None, dz: np.ndarray,
-                   idz: np.ndarray | None, B: int, inverse: bool, *, v_cols: bool = False,
-                   dz_cols: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dy, dv) per batch entry, each (B, k); v_cols / dz_cols as in :func:`apply`."""
-    shape = (B, x.shape[1])
-    dx, dy, dv = (np.empty(shape, dtype=x.dtype) for _ in range(3))
+                   idz: np.ndarray | None, B: int, inverse: bool, *, x_cols: bool = False,
+                   y_cols: bool = False, v_cols: bool = False, dz_cols: bool = False
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dy, dv) per batch entry, each (B, k); the ``*_cols`` flags as in :func:`apply`."""
+    k = dz.shape[0] if dz_cols else dz.shape[1]
+    dx, dy, dv = (np.empty((B, k), dtype=x.dtype) for _ in range(3))
     # x, y, v, dz read, dx, dy, dv written; φ and φ'
-    entry_ns = 7 * x.shape[1] * _NS_PER_ELEMENT + 2 * _NS_PER_FACTOR
+    entry_ns = 7 * k * _NS_PER_ELEMENT + 2 * _NS_PER_FACTOR
+    cols = (x_cols, y_cols, v_cols, dz_cols)
     # (item_out_bytes per output array: each of the three gets its own huge pages)
-    with Launch(B, entry_ns, item_out_bytes=shape[1] * dx.itemsize) as (variant, work):
-        tile, k = _column_tile(shape[1]), shape[1]
-        _apply_backward[variant](x, _index(ix), y, _index(iy), v, _index(iv), v_cols,
-                                 _column_buffers(v_cols, work, tile, k, v.dtype), dz,
-                                 _index(idz), dz_cols,
-                                 _column_buffers(dz_cols, work, tile, k, dz.dtype), inverse,
-                                 dx, dy, dv, work)
+    with Launch(B, entry_ns, item_out_bytes=k * dx.itemsize) as (variant, work):
+        bufs = _column_buffers(cols, work, _column_tile(k), k, x.dtype)
+        _apply_backward[variant](x, _index(ix), y, _index(iy), v, _index(iv), dz, _index(idz),
+                                 cols, bufs, inverse, dx, dy, dv, work)
     return dx, dy, dv
 
 
@@ -833,20 +883,20 @@ def chain(xs: np.ndarray, ixs: np.ndarray | None, ys: np.ndarray, iys: np.ndarra
     L, k = xs.shape[1], xs.shape[2]
     out = np.empty((B, k), dtype=xs.dtype)
     ld = np.empty(B)
-    ts = phs = _NO_TABLE
+    ts = tls = phs = _NO_TABLE
     if L > 0 and _shared_factors(ixs, iys):
         P = min(xs.shape[0], ys.shape[0])
-        ts, phs = np.empty((P, L)), np.empty((P, L))
+        ts, tls, phs = np.empty((P, L)), np.empty((P, L)), np.empty((P, L))
         with Launch(P * L, 2 * k * _NS_PER_ELEMENT + _NS_PER_FACTOR) as (variant, work):
-            _chain_scalars[variant](xs, ys, inverse, ts, phs, work)
+            _chain_scalars[variant](xs, ys, inverse, ts, tls, phs, work)
     if ts.shape[0] > 0:  # per layer, z updated in L1 from factor rows in L1; scalars done
         block, entry_ns = _CHAIN_BLOCK, (L + 2) * k * _NS_PER_ELEMENT
     else:  # per layer, the entry's x and y rows read, and its scalars computed
         block, entry_ns = 1, (2 * L + 2) * k * _NS_PER_ELEMENT + L * _NS_PER_FACTOR
     with Launch(B, entry_ns, chunk=_chain_chunk(entry_ns, block)) as (variant, work):
-        vbufs = _column_buffers(v_cols, work, _column_tile(k, block), k, v.dtype)
-        _chain[variant](xs, _index(ixs), ys, _index(iys), v, _index(iv), v_cols, vbufs, ts, phs,
-                        inverse, block, out, ld, work)
+        bufs = _column_buffers((v_cols,), work, _column_tile(k, block), k, xs.dtype)
+        _chain[variant](xs, _index(ixs), ys, _index(iys), v, _index(iv), (v_cols,), bufs, ts,
+                        tls, phs, inverse, block, out, ld, work)
     return out, ld
 
 
@@ -866,10 +916,8 @@ def chain_backward(xs: np.ndarray, ixs: np.ndarray | None, ys: np.ndarray,
     # the scalars twice (φ forward, φ and φ' backward); v, dz read and dv written once
     entry_ns = (6 * L + 3) * k * _NS_PER_ELEMENT + 2 * L * _NS_PER_FACTOR
     with Launch(B, entry_ns) as (variant, work):
-        tile = _column_tile(k)
-        _chain_backward[variant](xs, _index(ixs), ys, _index(iys), v, _index(iv), v_cols,
-                                 _column_buffers(v_cols, work, tile, k, v.dtype), dz,
-                                 _index(idz), dz_cols,
-                                 _column_buffers(dz_cols, work, tile, k, dz.dtype), dl_arg,
-                                 inverse, dxs, dys, dv, work)
+        cols = (v_cols, dz_cols)
+        bufs = _column_buffers(cols, work, _column_tile(k), k, xs.dtype)
+        _chain_backward[variant](xs, _index(ixs), ys, _index(iys), v, _index(iv), dz,
+                                 _index(idz), cols, bufs, dl_arg, inverse, dxs, dys, dv, work)
     return dxs, dys, dv

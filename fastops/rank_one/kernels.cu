@@ -431,11 +431,12 @@ __device__ __forceinline__ int fo_count(long long k, int tpr) {
   return NPT > 0 ? NPT : (int)((k + tpr - 1) / tpr);
 }
 
-// z <- E z (or E⁻¹ z) for the factor (xr, yr); returns s. All threads of the block call it.
+// z <- E z (or E⁻¹ z) for the factor (xr, yr); returns s, its low part in s_lo (0 unless
+// compensated). All threads of the block call it.
 template <typename T, int NPT>
 __device__ __forceinline__ double fo_chain_step(const T* __restrict__ xr, const T* __restrict__ yr,
                                                 FoVec<NPT>& z, long long k, int tpr, int lane,
-                                                int inverse, double* sm) {
+                                                int inverse, double* sm, double& s_lo) {
   const int n = fo_count<NPT>(k, tpr);
   double acc[3] = {0.0, 0.0, 0.0};
 #pragma unroll
@@ -452,6 +453,7 @@ __device__ __forceinline__ double fo_chain_step(const T* __restrict__ xr, const 
   fo_group_sums<3>(acc, tpr, sm);
   double lo;
   acc[0] = fo_compensated(xr, yr, k, acc[0], acc[2], lo);
+  s_lo = lo;
   const double c = fo_coef(acc[0], lo, acc[1], inverse);
 #pragma unroll
   for (int i = 0; i < n; ++i) {
@@ -483,11 +485,18 @@ __device__ __forceinline__ void chain_body(const T* __restrict__ xs, const long 
     }
     const T* xb = xs + fo_at(ixs, b) * L * k;
     const T* yb = ys + fo_at(iys, b) * L * k;
-    double ld = 0.0;
+    // logdet in double-double, rounded once (as cpu.py's chain: s_l of ±hundreds that
+    // cancel would otherwise keep each rounded s_l's error)
+    double ld = 0.0, ld_lo = 0.0;
     for (long long step = 0; step < L; ++step) {
       const long long layer = inverse ? L - 1 - step : step;
-      ld += fo_chain_step<T, NPT>(xb + layer * k, yb + layer * k, z, k, tpr, lane, inverse, sm);
+      double s_lo, err;
+      const double s = fo_chain_step<T, NPT>(xb + layer * k, yb + layer * k, z, k, tpr, lane,
+                                             inverse, sm, s_lo);
+      fo_two_sum(ld, s, ld, err);
+      ld_lo += err + s_lo;
     }
+    ld += ld_lo;
     if (!active) return;
     T* o = out + b * k;
 #pragma unroll
@@ -536,7 +545,8 @@ __device__ __forceinline__ void chain_backward_body(
           }
         }
       }
-      fo_chain_step<T, NPT>(xb + layer * k, yb + layer * k, w, k, tpr, lane, inverse, sm);
+      double s_lo;
+      fo_chain_step<T, NPT>(xb + layer * k, yb + layer * k, w, k, tpr, lane, inverse, sm, s_lo);
     }
     const T* wr = dz + fo_at(idz, b) * k;
 #pragma unroll

@@ -481,11 +481,14 @@ def expm_rank1_chain_apply(xs: Any, ys: Any, v: Any, *, inverse: bool = False
     dtype = result_dtype(func, [("xs", xs), ("ys", ys), ("v", v)])
     L, k = int(xs.shape[-2]), int(xs.shape[-1])
     z = np.broadcast_to(v.astype(_F64), batch + (k,))
-    ld = np.zeros(batch)
     for layer in _chain_order(L, inverse):
         X, Y = xs[..., layer, :].astype(_F64), ys[..., layer, :].astype(_F64)
         z = _apply64(X, Y, z, inverse)
-        ld = ld + dot2(X, Y)[0]
+    # Σ_l s_l as one compensated sum of the L·k products, rounded once: a sum of the rounded
+    # s_l would keep each one's error (s_l of ±hundreds cancelling to tens: many ulp)
+    ld = dot2(xs.astype(_F64).reshape(xs.shape[:-2] + (L * k,)),
+              ys.astype(_F64).reshape(ys.shape[:-2] + (L * k,)))[0]
+    ld = np.broadcast_to(ld, batch)
     return z.astype(dtype), _finish(-ld if inverse else ld, dtype)
 
 

@@ -51,6 +51,39 @@ def test_columns_operand_gives_the_contiguous_bits(k, m, dtype, inverse, rng):
             assert np.array_equal(g, h)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("as_columns", ["x", "y", "xy", "xyv", "xyvdz"])
+@pytest.mark.parametrize(("k", "m"), [(5, 7), (64, 300)], ids=str)
+def test_columns_x_y_give_the_contiguous_bits(k, m, as_columns, dtype, rng):
+    """x, y (and v, dz) given as the transposes of C-contiguous (k, m) arrays: logdet, apply and
+    its backward read them in place, with the bits of the C-contiguous call; also with the
+    columns operand broadcast against a batch of v (an index map on a columns operand)."""
+    names = ("x", "y", "v", "dz")
+    rows = {n: random_vectors(rng, (m, k), dtype) for n in names}
+    # ("dz" names dz; "v" alone is v)
+    flagged = {"x": "x" in as_columns, "y": "y" in as_columns, "v": "v" in as_columns,
+               "dz": "dz" in as_columns}
+    given = {n: np.ascontiguousarray(a.T).T if flagged[n] else a for n, a in rows.items()}
+    x, y, v, dz = (given[n] for n in names)
+    X, Y, V, DZ = (rows[n] for n in names)
+    assert np.array_equal(fastops.expm_rank1_logdet(x, y), fastops.expm_rank1_logdet(X, Y))
+    for inverse in (False, True):
+        got = fastops.expm_rank1_apply(x, y, v, inverse=inverse)
+        assert np.array_equal(got, fastops.expm_rank1_apply(X, Y, V, inverse=inverse))
+        assert_close(got, reference.expm_rank1_apply(*(np.float64(t) for t in (X, Y, V)),
+                                                     inverse=inverse), dtype, "apply")
+        for g, h in zip(fastops.expm_rank1_apply_backward(x, y, v, dz, inverse=inverse),
+                        fastops.expm_rank1_apply_backward(X, Y, V, DZ, inverse=inverse),
+                        strict=True):
+            assert np.array_equal(g, h)
+    batch_v = random_vectors(rng, (3, m, k), dtype)  # x, y broadcast along a leading axis
+    assert np.array_equal(fastops.expm_rank1_apply(x, y, batch_v),
+                          fastops.expm_rank1_apply(X, Y, batch_v))
+    for g, h in zip(fastops.expm_rank1_apply_backward(x, y, batch_v, batch_v),
+                    fastops.expm_rank1_apply_backward(X, Y, batch_v, batch_v), strict=True):
+        assert np.array_equal(g, h)
+
+
 def test_stride_0_and_partly_broadcast_operands(rng):
     k = 6
     v = random_vectors(rng, (k,), np.float64)
@@ -72,14 +105,17 @@ def test_stride_0_and_partly_broadcast_operands(rng):
 
 
 def test_columns_and_shared_factors_copy_nothing(rng):
-    """apply / chain of V.T with one x, y: the result is the only input-sized allocation (no
-    copy of V.T, no (B,) index maps of x and y); the tile buffers of gathered columns are
-    32 KiB."""
+    """apply / chain of V.T with one x, y, and apply / logdet of X.T, Y.T: the result is the
+    only input-sized allocation (no copy of the transposes, no (B,) index maps of x and y);
+    the tile buffers of gathered columns are 32 KiB per operand."""
     k, m = 8, 1 << 15
     x, y = random_vectors(rng, (k,), np.float64), random_vectors(rng, (k,), np.float64)
     VT = _columns(rng, k, m, np.float64)  # 2 MiB
     nbytes = VT.size * VT.itemsize
     assert peak_bytes(lambda: fastops.expm_rank1_apply(x, y, VT)) < nbytes + nbytes // 8
+    XT, YT = _columns(rng, k, m, np.float64), _columns(rng, k, m, np.float64)
+    assert peak_bytes(lambda: fastops.expm_rank1_apply(XT, YT, VT)) < nbytes + nbytes // 8
+    assert peak_bytes(lambda: fastops.expm_rank1_logdet(XT, YT)) < nbytes // 4
     xs, ys = random_vectors(rng, (2, k), np.float64), random_vectors(rng, (2, k), np.float64)
     # z and logdet (m float64 values, an eighth of z here)
     assert peak_bytes(lambda: fastops.expm_rank1_chain_apply(xs, ys, VT)) < nbytes + nbytes // 4
