@@ -88,8 +88,9 @@ class _Operand:
     rather than copied; an operand broadcast to every entry gets a one-entry map instead of a
     (B,) one; and with ``columns`` (v and dz, and x and y of logdet, apply and its backward) an
     operand whose ``(n, k)`` transpose is C-contiguous (``V.T`` of a C-contiguous V) is passed
-    as that transpose with ``cols`` set, read in place by the kernels instead of copied. Measured (2 threads, medians
-    of 5 processes alternating with the copying code, 2026-12-04), one x, y (64,) and V.T of
+    as that transpose with ``cols`` set, read in place by the kernels instead of copied.
+    Measured (2 threads, medians of 5 processes alternating with the copying code,
+    2026-12-04), one x, y (64,) and V.T of
     a (64, 65536) V: expm_rank1_apply float64 53.5 -> 14.9 ms (contiguous rows: 11.4 ms; the
     copy was about 75% of the call), float32 45.0 -> 8.1 ms, expm_rank1_apply_backward with
     dz.T too 86.7 -> 47.0 ms, expm_rank1_chain_apply of 8 shared factors 67.6 -> 27.0 ms; an

@@ -86,8 +86,9 @@ _COMPENSATE_ABOVE = 4.0
 _EIGEN_FORM_GAIN = reference.EIGEN_FORM_GAIN
 #: ... which it can only be for t < −1.5: with τ ≈ 0 (the case it exists for) its terms are
 #: e^t |v| against |v| (1 + |e^t − 1|) for v + c x, a ratio of 8 at e^t = 2/9. The kernels
-#: look (a second pass over the entry's rows) below t = −1, not at every entry.
-_EIGEN_FORM_T_BELOW = -1.0
+#: look (a second pass over the entry's rows) below t = −1, not at every entry; the backward
+#: too, for its three gradients.
+_EIGEN_FORM_T_BELOW = reference.EIGEN_FORM_T_BELOW
 
 _NO_INDEX = np.empty(0, dtype=np.int64)
 _NO_VALUES = np.empty(0, dtype=np.float64)
@@ -243,12 +244,9 @@ def _diagonal(xi, yi, s, s_lo, ph, es):
 
 
 @exact
-def _apply_eigen_form(x, bx, y, by, v, bv, inverse, c, out, b):
-    """Rewrite out[b] (the entry's E v, or E⁻¹ v, as v + c x; x[bx], y[by], v[bv] its rows)
-    where the form e^t v_i + σ φ(t) τ_i,
-    τ_i = Σ_l y_l (x_i v_l − x_l v_i), has the smaller rounding bound (reference._apply64):
-    s compensated, each determinant to an ulp (O(k²): only for entries the kernel flagged)."""
-    xr, yr, vr, o = x[bx], y[by], v[bv], out[b]  # (the rows: see _grid_dot for why not passed)
+def _eigen_scalars(xr, yr, inverse):
+    """(t, φ(t), e^t) of the factor (xr, yr), t = ±yᵀx, from the compensated s (its low part
+    to first order): the eigen forms' scalars, each to an ulp."""
     s = 0.0
     m = 0.0
     for j in range(xr.size):
@@ -258,12 +256,24 @@ def _apply_eigen_form(x, bx, y, by, v, bv, inverse, c, out, b):
     s_lo = 0.0
     if 2.0**-900 <= m < math.inf:  # (grid_dot's range; outside it s's error cannot matter)
         s, s_lo = grid_dot(xr, yr, m)
-    t, t_lo, sign = (-s, -s_lo, -1.0) if inverse else (s, s_lo, 1.0)
+    t, t_lo = (-s, -s_lo) if inverse else (s, s_lo)
     ph = math.expm1(t) / t if t != 0.0 else 1.0
-    es = math.exp(t)  # (finite: the caller checked φ)
+    es = math.exp(t)  # (finite: the callers checked φ)
     if t_lo != 0.0 and t != 0.0:
         ph += (es - ph) / t * t_lo
     es += es * t_lo
+    return t, ph, es
+
+
+@exact
+def _apply_eigen_form(x, bx, y, by, v, bv, inverse, c, out, b):
+    """Rewrite out[b] (the entry's E v, or E⁻¹ v, as v + c x; x[bx], y[by], v[bv] its rows)
+    where the form e^t v_i + σ φ(t) τ_i,
+    τ_i = Σ_l y_l (x_i v_l − x_l v_i), has the smaller rounding bound (reference._apply64):
+    s compensated, each determinant to an ulp (O(k²): only for entries the kernel flagged)."""
+    xr, yr, vr, o = x[bx], y[by], v[bv], out[b]  # (the rows: see _grid_dot for why not passed)
+    t, ph, es = _eigen_scalars(xr, yr, inverse)
+    sign = -1.0 if inverse else 1.0
     k = xr.size
     for i in range(k):
         xi = np.float64(xr[i])
@@ -297,6 +307,77 @@ def _apply_careful(x, bx, y, by, v, bv, inverse, s, t, ph, a, c, out, b):
         xv += xj * vj
     if _eigen_form_pays(t, ph, c, a, s, xx, vv, xv):
         _apply_eigen_form(x, bx, y, by, v, bv, inverse, c, out, b)
+
+
+@exact
+def _backward_eigen_form(x, bx, y, by, v, bv, w, bw, inverse, a, bb, g, gp, dx, dy, dv, b):
+    """Rewrite the entry's dx, dy, dv (written in the direct forms g a w + g' a b y,
+    g b v + g' a b x, w + g b y) element by element where the forms of reference._apply_vjp,
+    (a/t)(e^t b y − φ τ'), (b/t)(e^t a x − φ τ), e^t w + σ φ τ', have the smaller rounding
+    bound: τ_i = Σ_l y_l (x_i v_l − x_l v_i), τ'_i = Σ_l x_l (y_i w_l − y_l w_i), each
+    determinant to an ulp (O(k²): only for entries _backward_careful flagged)."""
+    xr, yr, vr, wr = x[bx], y[by], v[bv], w[bw]
+    t, ph, es = _eigen_scalars(xr, yr, inverse)
+    sign = -1.0 if inverse else 1.0
+    ga, gb, gpab = g * a, g * bb, gp * a * bb
+    at, bt = a / t, bb / t
+    ox, oy, ov = dx[b], dy[b], dv[b]
+    k = xr.size
+    for i in range(k):
+        xi, yi = np.float64(xr[i]), np.float64(yr[i])
+        vi, wi = np.float64(vr[i]), np.float64(wr[i])
+        tau = 0.0
+        tau_bound = 0.0
+        taw = 0.0
+        taw_bound = 0.0
+        for l in range(k):
+            if l != i:
+                d = np.float64(yr[l]) * det2(xi, np.float64(xr[l]), vi, np.float64(vr[l]))
+                tau += d
+                tau_bound += abs(d)
+                e = np.float64(xr[l]) * det2(yi, np.float64(yr[l]), wi, np.float64(wr[l]))
+                taw += e
+                taw_bound += abs(e)
+        if abs(at) * (es * abs(bb * yi) + ph * taw_bound) < abs(ga * wi) + abs(gpab * yi):
+            ox[i] = at * (es * bb * yi - ph * taw)
+        if abs(bt) * (es * abs(a * xi) + ph * tau_bound) < abs(gb * vi) + abs(gpab * xi):
+            oy[i] = bt * (es * a * xi - ph * tau)
+        if es * abs(wi) + ph * taw_bound < abs(wi) + abs(gb * yi):
+            ov[i] = es * wi + sign * ph * taw
+
+
+@inline
+def _backward_careful(x, bx, y, by, v, bv, w, bw, inverse, s, t, a, bb, g, gp, dx, dy, dv, b):
+    """The second look a backward entry gets where t < _EIGEN_FORM_T_BELOW (as
+    _apply_careful): the norms of x, y, v, w and xᵀv, yᵀw (one pass over the rows), then
+    _backward_eigen_form where, norm-wise, one of the three gradients' other forms has terms
+    _EIGEN_FORM_GAIN times below the direct form's (reference._apply_vjp's rule)."""
+    if not (math.isfinite(g) and math.isfinite(gp) and math.isfinite(a)
+            and math.isfinite(bb)):
+        return
+    xr, yr, vr, wr = x[bx], y[by], v[bv], w[bw]
+    xx = yy = vv = ww = xv = yw = 0.0
+    for j in range(xr.size):
+        xj, yj = np.float64(xr[j]), np.float64(yr[j])
+        vj, wj = np.float64(vr[j]), np.float64(wr[j])
+        xx += xj * xj
+        yy += yj * yj
+        vv += vj * vj
+        ww += wj * wj
+        xv += xj * vj
+        yw += yj * wj
+    nx, ny, nv, nw = math.sqrt(xx), math.sqrt(yy), math.sqrt(vv), math.sqrt(ww)
+    tau_n = math.sqrt(max(a * a * xx - 2.0 * a * s * xv + s * s * vv, 0.0))
+    taw_n = math.sqrt(max(bb * bb * yy - 2.0 * bb * s * yw + s * s * ww, 0.0))
+    ph = math.expm1(t) / t  # (estimates: t < −1, no low parts needed)
+    es = math.exp(t)
+    gpab = abs(gp * a * bb)
+    if (_EIGEN_FORM_GAIN * (es * nw + ph * taw_n) < nw + abs(g * bb) * ny
+            or _EIGEN_FORM_GAIN * abs(a / t) * (es * abs(bb) * ny + ph * taw_n)
+            < abs(g * a) * nw + gpab * ny
+            or _EIGEN_FORM_GAIN * abs(bb / t) * (es * abs(a) * nx + ph * tau_n)
+            < abs(g * bb) * nv + gpab * nx):
+        _backward_eigen_form(x, bx, y, by, v, bv, w, bw, inverse, a, bb, g, gp, dx, dy, dv, b)
 
 
 @inline
@@ -507,23 +588,36 @@ def _apply_backward_impl(x, ix, y, iy, v, iv, dz, idz, cols, bufs, inverse, dx, 
                     by = _row(y_cols, iy, i, b)
                     xr = xs[bx]
                     yr = ys[by]
-                    vr = vs[_row(v_cols, iv, i, b)]
-                    wr = ws[_row(dz_cols, idz, i, b)]
+                    bv = _row(v_cols, iv, i, b)
+                    bw = _row(dz_cols, idz, i, b)
+                    vr = vs[bv]
+                    wr = ws[bw]
                     s = 0.0
                     m = 0.0
                     a = 0.0
+                    ma = 0.0
                     bb = 0.0
+                    mb = 0.0
                     for j in range(xr.size):
                         xj = np.float64(xr[j])
                         yj = np.float64(yr[j])
                         p = xj * yj
                         s += p
                         m += abs(p)
-                        a += np.float64(vr[j]) * yj
-                        bb += xj * np.float64(wr[j])
+                        q = np.float64(vr[j]) * yj
+                        a += q
+                        ma += abs(q)
+                        r = xj * np.float64(wr[j])
+                        bb += r
+                        mb += abs(r)
                     s_lo = 0.0
                     if _needs_compensation(is_float64(x), m, xr.size):
                         s, s_lo = _grid_dot(xs, bx, ys, by, m)
+                    # a = yᵀv and b = xᵀw too (each gradient is proportional to one of them)
+                    if _needs_compensation(is_float64(x), ma, xr.size):
+                        a = _grid_dot(ys, by, vs, bv, ma)[0]
+                    if _needs_compensation(is_float64(x), mb, xr.size):
+                        bb = _grid_dot(xs, bx, ws, bw, mb)[0]
                     g, gp = _factor(s, s_lo, inverse)
                     ga = g * a
                     gb = g * bb
@@ -538,6 +632,10 @@ def _apply_backward_impl(x, ix, y, iy, v, iv, dz, idz, cols, bufs, inverse, dx, 
                         ox[j] = ga * wj + gpab * yj
                         oy[j] = gb * np.float64(vr[j]) + gpab * xj
                         ov[j] = wj + gb * yj
+                    t = -s if inverse else s
+                    if t < _EIGEN_FORM_T_BELOW:
+                        _backward_careful(xs, bx, ys, by, vs, bv, ws, bw, inverse, s, t, a, bb,
+                                          g, gp, dx, dy, dv, b)
 
 
 @inline

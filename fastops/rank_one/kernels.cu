@@ -373,27 +373,41 @@ __device__ __forceinline__ void apply_backward_body(
     const long long* __restrict__ iy, const T* __restrict__ v, const long long* __restrict__ iv,
     const T* __restrict__ dz, const long long* __restrict__ idz, long long B, long long k, int tpr,
     int inverse, T* __restrict__ dx, T* __restrict__ dy, T* __restrict__ dv) {
-  __shared__ double sm[FO_WARPS * 4];
+  __shared__ double sm[FO_WARPS * 12];
   fo_groups(B, tpr, [&](long long b, bool active, int lane) {
     const T* xr = x + fo_at(ix, b) * k;
     const T* yr = y + fo_at(iy, b) * k;
     const T* vr = v + fo_at(iv, b) * k;
     const T* wr = dz + fo_at(idz, b) * k;
-    double acc[4] = {0.0, 0.0, 0.0, 0.0};
+    // s, a = yᵀv, b = xᵀw, their Σ|terms| (compensation), then |x|², |y|², |v|², |w|², xᵀv,
+    // yᵀw (the eigen-form decision, cpu.py _backward_careful)
+    double acc[12] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
     for (long long j = lane; j < k; j += tpr) {
       const double xj = (double)__ldg(xr + j), yj = (double)__ldg(yr + j);
-      const double p = xj * yj;
+      const double vj = (double)__ldg(vr + j), wj = (double)__ldg(wr + j);
+      const double p = xj * yj, q = vj * yj, r = xj * wj;
       acc[0] += p;
-      acc[1] = fma((double)__ldg(vr + j), yj, acc[1]);
-      acc[2] = fma(xj, (double)__ldg(wr + j), acc[2]);
+      acc[1] += q;
+      acc[2] += r;
       acc[3] += fabs(p);
+      acc[4] += fabs(q);
+      acc[5] += fabs(r);
+      acc[6] = fma(xj, xj, acc[6]);
+      acc[7] = fma(yj, yj, acc[7]);
+      acc[8] = fma(vj, vj, acc[8]);
+      acc[9] = fma(wj, wj, acc[9]);
+      acc[10] = fma(xj, vj, acc[10]);
+      acc[11] = fma(yj, wj, acc[11]);
     }
-    fo_group_sums<4>(acc, tpr, sm);
+    fo_group_sums<12>(acc, tpr, sm);
     if (!active) return;
-    double g, gp, lo;
+    double g, gp, lo, unused;
     const double sv = fo_compensated(xr, yr, k, acc[0], acc[3], lo);
     fo_factor(sv, lo, inverse, g, gp);
-    const double ga = g * acc[1], gb = g * acc[2], gpab = gp * acc[1] * acc[2];
+    // a and b compensated where their sums call for it (each gradient is proportional to one)
+    const double a = fo_needs_compensation<T>(acc[4], k) ? fo_dot2(yr, vr, k, unused) : acc[1];
+    const double bb = fo_needs_compensation<T>(acc[5], k) ? fo_dot2(xr, wr, k, unused) : acc[2];
+    const double ga = g * a, gb = g * bb, gpab = gp * a * bb;
     const long long off = b * k;
     for (long long j = lane; j < k; j += tpr) {
       const double xj = (double)__ldg(xr + j), yj = (double)__ldg(yr + j);
@@ -401,6 +415,51 @@ __device__ __forceinline__ void apply_backward_body(
       dx[off + j] = (T)(ga * wj + gpab * yj);
       dy[off + j] = (T)(gb * (double)__ldg(vr + j) + gpab * xj);
       dv[off + j] = (T)(wj + gb * yj);
+    }
+    const double t = inverse ? -sv : sv;
+    if (t >= FO_EIGEN_FORM_T_BELOW || !fo_isfinite(g) || !fo_isfinite(gp) || !fo_isfinite(a) ||
+        !fo_isfinite(bb))
+      return;
+    // norm-wise (cpu.py _backward_careful): does one gradient's other form pay?
+    const double nx = sqrt(acc[6]), ny = sqrt(acc[7]), nv = sqrt(acc[8]), nw = sqrt(acc[9]);
+    const double tau_n = sqrt(fmax(a * a * acc[6] - 2.0 * a * sv * acc[10] + sv * sv * acc[8], 0.0));
+    const double taw_n =
+        sqrt(fmax(bb * bb * acc[7] - 2.0 * bb * sv * acc[11] + sv * sv * acc[9], 0.0));
+    const double ph0 = expm1(t) / t, es0 = exp(t), apb = fabs(gpab);
+    if (!(FO_EIGEN_FORM_GAIN * (es0 * nw + ph0 * taw_n) < nw + fabs(gb) * ny ||
+          FO_EIGEN_FORM_GAIN * fabs(a / t) * (es0 * fabs(bb) * ny + ph0 * taw_n) <
+              fabs(ga) * nw + apb * ny ||
+          FO_EIGEN_FORM_GAIN * fabs(bb / t) * (es0 * fabs(a) * nx + ph0 * tau_n) <
+              fabs(gb) * nv + apb * nx))
+      return;
+    // the forms (a/t)(e^t b y − φ τ'), (b/t)(e^t a x − φ τ), e^t w + σ φ τ' (reference.py
+    // _apply_vjp), element by element where their bound is the smaller
+    double s_lo;
+    const double s2 = fo_dot2(xr, yr, k, s_lo);
+    const double t2 = inverse ? -s2 : s2, t2_lo = inverse ? -s_lo : s_lo;
+    const double sign = inverse ? -1.0 : 1.0;
+    const double ph2 = fo_phi2(t2, t2_lo), es2 = fo_exp2(t2, t2_lo);
+    const double at = a / t2, bt = bb / t2;
+    for (long long j = lane; j < k; j += tpr) {
+      const double xj = (double)__ldg(xr + j), yj = (double)__ldg(yr + j);
+      const double vj = (double)__ldg(vr + j), wj = (double)__ldg(wr + j);
+      double tau = 0.0, tau_bound = 0.0, taw = 0.0, taw_bound = 0.0;
+      for (long long l = 0; l < k; ++l) {
+        if (l == j) continue;
+        const double xl = (double)__ldg(xr + l), yl = (double)__ldg(yr + l);
+        const double d = yl * fo_det2(xj, xl, vj, (double)__ldg(vr + l));
+        const double e = xl * fo_det2(yj, yl, wj, (double)__ldg(wr + l));
+        tau += d;
+        tau_bound += fabs(d);
+        taw += e;
+        taw_bound += fabs(e);
+      }
+      if (fabs(at) * (es2 * fabs(bb * yj) + ph2 * taw_bound) < fabs(ga * wj) + apb * fabs(yj))
+        dx[off + j] = (T)(at * (es2 * bb * yj - ph2 * taw));
+      if (fabs(bt) * (es2 * fabs(a * xj) + ph2 * tau_bound) < fabs(gb * vj) + apb * fabs(xj))
+        dy[off + j] = (T)(bt * (es2 * a * xj - ph2 * tau));
+      if (es2 * fabs(wj) + ph2 * taw_bound < fabs(wj) + fabs(gb * yj))
+        dv[off + j] = (T)(es2 * wj + sign * ph2 * taw);
     }
   });
 }

@@ -33,6 +33,9 @@ Accuracy (formulas.md 2.5): the plain formulas lose the small entries to cancell
   ``τ_i = x_i (yᵀv) − s v_i = Σ_l y_l (x_i v_l − x_l v_i)`` (each 2x2 determinant exact to
   an ulp), where that form's bound is smaller: v along x (an eigenvector, E v = e^s v) and
   k = 1 are the cases it exists for;
+- a backward entry (dx, dy, dv) with t < −1 takes, element by element where its bound is the
+  smaller, the forms through e^t and the determinants τ, τ' (:func:`_apply_vjp`), which do
+  not cancel where the direct forms do (k = 1: dv = w e^s, not w (1 + φ(s) s));
 - φ'(s) is its Taylor series for |s| < 1 (:data:`DPHI_TAYLOR_BELOW`): the direct formula
   loses log2(2/|s|) bits there.
 
@@ -379,6 +382,10 @@ def expm_rank1_logdet(x: Any, y: Any) -> Any:
 #: where that form's terms are, norm-wise, below 1/8 of those of v_i + c x_i (3 bits at
 #: stake); each element then takes the form with the smaller rounding bound.
 EIGEN_FORM_GAIN = 8.0
+#: The backward's eigen forms are looked at only for t = ±s below this: they need
+#: |e^t| < 1 to pay (with τ ≈ 0 their terms are e^t against 1 + |e^t − 1|, a ratio of 8 at
+#: e^t = 2/9, t = −1.5), and they divide by t.
+EIGEN_FORM_T_BELOW = -1.0
 
 
 def _norm(u: Any) -> Any:
@@ -433,12 +440,68 @@ def expm_rank1_apply(x: Any, y: Any, v: Any, *, inverse: bool = False) -> Any:
 
 
 def _apply_vjp(X: Any, Y: Any, V: Any, W: Any, inverse: bool) -> tuple[Any, Any, Any]:
-    """(dx, dy, dv) of one factor at broadcast float64 operands (formulas.md 2.4 b, c)."""
-    (s, s_lo), a, b = dot2(X, Y), _dot(Y, V), _dot(X, W)
+    """(dx, dy, dv) of one factor at broadcast float64 operands (formulas.md 2.4 b, c), each
+    entry in the better of its two forms (module docstring, "Accuracy"): with t = ±s,
+    σ = ±1 (forward / inverse), a = yᵀv, b = xᵀw (w = dz) the direct forms
+
+        dx = g a w + g' a b y,   dy = g b v + g' a b x,   dv = w + g b y
+
+    cancel where t ≪ 0 (for k = 1, dv = w e^s is computed as w (1 + φ(s) s)); they are the
+    same numbers as, from g + s g' = σ e^t and 1 + g s = e^t,
+
+        dx = (a/t)(e^t b y − φ(t) τ'),   dy = (b/t)(e^t a x − φ(t) τ),   dv = e^t w + σ φ(t) τ'
+
+    with τ_i = Σ_l y_l (x_i v_l − x_l v_i) (as the apply's) and τ'_i = Σ_l x_l (y_i w_l −
+    y_l w_i), each 2x2 determinant to an ulp; an element takes the second form where its
+    rounding bound is the smaller, looked at for the entries whose norm-wise estimate says it
+    may pay (as :func:`_apply64`)."""
+    X, Y, V, W = np.broadcast_arrays(X, Y, V, W)
+    # a and b compensated too: each gradient is proportional to one of them
+    (s, s_lo), a, b = dot2(X, Y), dot2(Y, V)[0], dot2(X, W)[0]
     g, gp = factor(s, inverse, s_lo)
     with np.errstate(invalid="ignore", over="ignore"):
         ga, gb, gpab = (g * a)[..., None], (g * b)[..., None], (gp * a * b)[..., None]
-        return ga * W + gpab * Y, gb * V + gpab * X, W + gb * Y
+        dx, dy, dv = ga * W + gpab * Y, gb * V + gpab * X, W + gb * Y
+    t, t_lo, sign = (-s, -s_lo, -1.0) if inverse else (s, s_lo, 1.0)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        es, ph = exp2(t, t_lo), phi2(t, t_lo)
+        nx, ny, nv, nw = (_norm(u) for u in (X, Y, V, W))
+        tau_n = np.sqrt(np.maximum(a * a * nx**2 - 2 * a * s * (X * V).sum(-1)
+                                   + s * s * nv**2, 0.0))
+        taw_n = np.sqrt(np.maximum(b * b * ny**2 - 2 * b * s * (Y * W).sum(-1)
+                                   + s * s * nw**2, 0.0))
+        ga0, gb0, gpab0 = ga[..., 0], gb[..., 0], gpab[..., 0]
+        pays = ((EIGEN_FORM_GAIN * (es * nw + ph * taw_n) < nw + np.abs(gb0) * ny)
+                | (EIGEN_FORM_GAIN * np.abs(a / t) * (es * np.abs(b) * ny + ph * taw_n)
+                   < np.abs(ga0) * nw + np.abs(gpab0) * ny)
+                | (EIGEN_FORM_GAIN * np.abs(b / t) * (es * np.abs(a) * nx + ph * tau_n)
+                   < np.abs(gb0) * nv + np.abs(gpab0) * nx))
+        flagged = (pays & (t < EIGEN_FORM_T_BELOW) & np.isfinite(ph) & np.isfinite(gp)
+                   & np.isfinite(a) & np.isfinite(b))
+    if not flagged.any():
+        return dx, dy, dv
+    dx, dy, dv = dx.copy(), dy.copy(), dv.copy()
+    f = flagged
+    Xf, Yf, Vf, Wf = X[f], Y[f], V[f], W[f]
+    D = det2(Xf[:, :, None], Xf[:, None, :], Vf[:, :, None], Vf[:, None, :])  # x_i v_l − x_l v_i
+    Dw = det2(Yf[:, :, None], Yf[:, None, :], Wf[:, :, None], Wf[:, None, :])  # y_i w_l − y_l w_i
+    with np.errstate(invalid="ignore", over="ignore"):
+        tau, tau_b = (D * Yf[:, None, :]).sum(-1), np.abs(D * Yf[:, None, :]).sum(-1)
+        taw, taw_b = (Dw * Xf[:, None, :]).sum(-1), np.abs(Dw * Xf[:, None, :]).sum(-1)
+        esf, phf, tf = es[f][:, None], ph[f][:, None], t[f][:, None]
+        af, bf = a[f][:, None], b[f][:, None]
+        forms = (
+            (dx, (af / tf) * (esf * bf * Yf - phf * taw),
+             np.abs(af / tf) * (esf * np.abs(bf * Yf) + phf * taw_b),
+             np.abs(ga[f] * Wf) + np.abs(gpab[f] * Yf)),
+            (dy, (bf / tf) * (esf * af * Xf - phf * tau),
+             np.abs(bf / tf) * (esf * np.abs(af * Xf) + phf * tau_b),
+             np.abs(gb[f] * Vf) + np.abs(gpab[f] * Xf)),
+            (dv, esf * Wf + sign * phf * taw, esf * np.abs(Wf) + phf * taw_b,
+             np.abs(Wf) + np.abs(gb[f] * Yf)))
+        for out, other, other_bound, direct_bound in forms:
+            out[f] = np.where(other_bound < direct_bound, other, out[f])
+    return dx, dy, dv
 
 
 def expm_rank1_apply_backward(x: Any, y: Any, v: Any, dz: Any, *, inverse: bool = False

@@ -12,7 +12,8 @@ e^s ≈ 2^-1075 at s = −745. Targets (issue 11):
 - an applied entry (E v, E⁻¹ v) within 8 ulp of its exact value, or where its two forms both
   cancel (the input does not determine it better), within 4 eps of the smaller form's terms;
   v = x (an eigenvector: E x = e^s x) and k = 1 to 8 ulp of their own magnitude;
-- logdet (s itself) within an ulp; φ' (through the backward) within 8 ulp.
+- logdet (s itself) within an ulp; φ' (through the backward) within 8 ulp;
+- the backward where t = ±s < −1: within 8 ulp (k = 1), or 32 eps of the smaller form's terms.
 """
 
 from __future__ import annotations
@@ -218,3 +219,63 @@ def test_backward_coefficients(backend, dtype):
                 terms = float(abs(p) + abs(q))
                 assert (u is not None and u <= ULP_TARGET) or err <= 4 * eps * terms, (
                     f"{name}[{i}] s={s}: {u} ulp, |err| {err:.3g} > 4 eps·{terms:.3g}")
+
+
+def _exact_backward(x, y, v, w, inverse):
+    """Exact (dx, dy, dv) of an apply and, per element, the terms of the smaller of its two
+    forms (reference._apply_vjp: direct, and through e^t, φ(t) and the determinants τ, τ')."""
+    X, Y, V, W = ([_mpf(t) for t in u] for u in (x, y, v, w))
+    k = len(X)
+    s = _exact_s(x, y)
+    t = -s if inverse else s
+    ph, es = _phi(t), mp.exp(t)
+    g, gp = (-ph if inverse else ph), (es - ph) / t
+    a = mp.fsum(p * q for p, q in zip(Y, V, strict=True))
+    b = mp.fsum(p * q for p, q in zip(X, W, strict=True))
+    tau_b = [mp.fsum(abs(Y[l] * (X[i] * V[l] - X[l] * V[i])) for l in range(k)) for i in range(k)]
+    taw_b = [mp.fsum(abs(X[l] * (Y[i] * W[l] - Y[l] * W[i])) for l in range(k)) for i in range(k)]
+    exact = ([g * a * W[i] + gp * a * b * Y[i] for i in range(k)],
+             [g * b * V[i] + gp * a * b * X[i] for i in range(k)],
+             [W[i] + g * b * Y[i] for i in range(k)])
+    terms = ([min(abs(g * a * W[i]) + abs(gp * a * b * Y[i]),
+                  abs(a / t) * (es * abs(b * Y[i]) + ph * taw_b[i])) for i in range(k)],
+             [min(abs(g * b * V[i]) + abs(gp * a * b * X[i]),
+                  abs(b / t) * (es * abs(a * X[i]) + ph * tau_b[i])) for i in range(k)],
+             [min(abs(W[i]) + abs(g * b * Y[i]), es * abs(W[i]) + ph * taw_b[i])
+              for i in range(k)])
+    return exact, terms
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("k", KS)
+@pytest.mark.parametrize("inverse", [False, True], ids=["E", "inv"])
+def test_backward_entries_where_t_is_negative(backend, k, dtype, inverse):
+    """dx, dy, dv of an apply where t = ±s < −1, where the direct forms cancel (k = 1:
+    dv = w e^s computed as w (1 + φ(s) s) was −2e-17 at s = −50; dx, dy likewise through
+    g + s g' = e^s): for k = 1 within 8 ulp of the exact values; for k > 1, with v along x,
+    w along y, or random directions, within 8 ulp or 32 eps of the smaller form's terms (the
+    direct forms erred by up to 1e12 of them)."""
+    rng = np.random.default_rng(17)
+    eps = float(np.finfo(dtype).eps)
+    for t in (-745.0, -700.0, -300.0, -50.0, -20.0, -2.0):
+        if dtype == np.float32 and t < -80:
+            continue
+        for case in ("random", "v along x", "w along y"):
+            x, y = _factors(rng, k, -t if inverse else t, dtype)
+            v, w = rng.standard_normal(k), rng.standard_normal(k)
+            if case == "v along x":
+                v = 0.7 * x + 1e-6 * v
+            if case == "w along y":
+                w = 1.3 * y + 1e-6 * w
+            v, w = v.astype(dtype), w.astype(dtype)
+            got = backend.run("expm_rank1_apply_backward", x, y, v, w, inverse=inverse)
+            exact, terms = _exact_backward(x, y, v, w, inverse)
+            for name, g, ex, te in zip(("dx", "dy", "dv"), got, exact, terms, strict=True):
+                for i in range(k):
+                    u = _ulps(g[i], ex[i], dtype)
+                    if u is None:
+                        continue  # the exact value is not a normal number of dtype
+                    err = float(abs(_mpf(g[i]) - ex[i]))
+                    assert u <= ULP_TARGET or (k > 1 and err <= 32 * eps * float(te[i])), (
+                        f"{name}[{i}] t={t} {case}: {u:.1f} ulp, |err| {err:.3g}, "
+                        f"terms {float(te[i]):.3g}")
