@@ -695,9 +695,12 @@ def _chain_impl(xs, ixs, ys, iys, v, iv, cols, bufs, ts, tls, phs, inverse, bloc
     row views: a view costs an NRT incref and decref (atomics on a refcount the threads
     share), per entry and layer more than the arithmetic.
     Where c is finite the update is ``z + c·x`` (a zero x_i adds ±0); else the select keeps
-    ``c·0 = 0``. logdet is summed in double-double (each s_l with its low part) and rounded
-    once: layers of s_l = ±hundreds that cancel to tens would otherwise keep the error of each
-    rounded s_l, many ulp of the total (7 ulp in tests/rank_one/test_accuracy.py's chain).
+    ``c·0 = 0``; a layer with t < _EIGEN_FORM_T_BELOW gets an apply's second look
+    (_apply_careful on the layer's input, kept in zin), so a chain along an eigenvector at
+    s ≪ 0 keeps its small entries. logdet is summed in double-double (each s_l with its low
+    part) and rounded once: layers of s_l = ±hundreds that cancel to tens would otherwise
+    keep the error of each rounded s_l, many ulp of the total (7 ulp in
+    tests/rank_one/test_accuracy.py's chain).
     cols = (v_cols,): with v passed as columns, tiles of whole blocks of its
     vectors are gathered into rows of bufs[_worker, 0] first (see _apply_impl)."""
     (v_cols,) = cols
@@ -711,6 +714,9 @@ def _chain_impl(xs, ixs, ys, iys, v, iv, cols, bufs, ts, tls, phs, inverse, bloc
         ld = np.empty(block)
         ld_lo = np.empty(block)
         c = np.empty(block)
+        tt = np.empty(block)
+        pp = np.empty(block)
+        zin = np.empty((1, k))  # a layer's input, for the eigen form
         while True:
             lo, hi = next_chunk(work)
             if lo >= hi:
@@ -764,10 +770,17 @@ def _chain_impl(xs, ixs, ys, iys, v, iv, cols, bufs, ts, tls, phs, inverse, bloc
                             ld[i] = total
                             ld_lo[i] += err + t_lo
                             c[i] = _coef_t(t, ph, a[i], sign)
+                            tt[i] = t
+                            pp[i] = ph
                         for i in range(nb):
                             bx = _at(ixs, b0 + i)
                             by = _at(iys, b0 + i)
                             ci = c[i]
+                            careful = (tt[i] < _EIGEN_FORM_T_BELOW and math.isfinite(ci)
+                                       and math.isfinite(pp[i]))
+                            if careful:
+                                for j in range(k):
+                                    zin[0, j] = zbuf[i, j]
                             acc = 0.0
                             if math.isfinite(ci):
                                 for j in range(k):
@@ -781,6 +794,12 @@ def _chain_impl(xs, ixs, ys, iys, v, iv, cols, bufs, ts, tls, phs, inverse, bloc
                                     zj = zbuf[i, j] + (tj if xj != 0.0 else 0.0)
                                     zbuf[i, j] = zj
                                     acc += zj * np.float64(ys[by, nxt, j])
+                            if careful:  # the layer's eigen form where it pays, as an apply's
+                                _apply_careful(xs, (bx, layer), ys, (by, layer), zin, 0, inverse,
+                                               sign * tt[i], tt[i], pp[i], a[i], ci, zbuf, i)
+                                acc = 0.0
+                                for j in range(k):
+                                    acc += zbuf[i, j] * np.float64(ys[by, nxt, j])
                             a[i] = acc
                     for i in range(nb):
                         for j in range(k):
